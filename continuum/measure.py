@@ -1,0 +1,101 @@
+"""Measures on the sphere as weighted point clouds.
+
+A particle system is N points with weights 1/N; a continuum density is its quadrature nodes
+with weights rho(x_j) w_j. Everything that acts on measures (field, moments, energies,
+distances, plots) takes a :class:`Measure`, so it works for both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Measure"]
+
+#: tolerance on |x| = 1 for points and on sum(weights) = 1
+SPHERE_TOL = 1e-8
+MASS_TOL = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class Measure:
+    """Probability measure mu = sum_j w_j delta_{x_j} on S^{d-1} (immutable).
+
+    Parameters
+    ----------
+    points : array_like (M, d)
+        Points on the unit sphere (|x| = 1 to ``SPHERE_TOL``).
+    weights : array_like (M,), optional
+        Non-negative weights summing to 1 (to ``MASS_TOL``); uniform 1/M by default.
+    """
+
+    points: np.ndarray
+    weights: np.ndarray | None = None
+
+    def __post_init__(self):
+        x = np.array(self.points, dtype=np.float64, copy=True)
+        if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] < 1:
+            raise ValueError(f"points must have shape (M, d) with M >= 1, d >= 2; got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("points have non-finite entries (NaN or inf)")
+        radius_error = np.max(np.abs(np.linalg.norm(x, axis=1) - 1.0))
+        if radius_error > SPHERE_TOL:
+            raise ValueError(f"points must lie on the unit sphere: max | |x| - 1 | = "
+                             f"{radius_error:.3g} > {SPHERE_TOL:g}")
+        if self.weights is None:
+            w = np.full(x.shape[0], 1.0 / x.shape[0])
+        else:
+            w = np.array(self.weights, dtype=np.float64, copy=True)
+            if w.shape != (x.shape[0],):
+                raise ValueError(f"weights must have shape ({x.shape[0]},) to match points, "
+                                 f"got {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError("weights have non-finite entries (NaN or inf)")
+            if np.any(w < 0):
+                raise ValueError(f"weights must be non-negative (min weight {w.min():.3g})")
+            if abs(w.sum() - 1.0) > MASS_TOL:
+                raise ValueError(f"weights must sum to 1 (a probability measure), "
+                                 f"they sum to {w.sum():.15g}")
+        x.setflags(write=False)
+        w.setflags(write=False)
+        object.__setattr__(self, "points", x)
+        object.__setattr__(self, "weights", w)
+
+    @property
+    def d(self) -> int:
+        """Ambient dimension (the measure lives on S^{d-1})."""
+        return self.points.shape[1]
+
+    @property
+    def size(self) -> int:
+        """Number of atoms M."""
+        return self.points.shape[0]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def mean(self) -> np.ndarray:
+        """Mean vector m = int x dmu(x), shape (d,)."""
+        return self.weights @ self.points
+
+    def order_parameter(self) -> float:
+        """r = |int x dmu|: 0 for the uniform measure, 1 for a single Dirac."""
+        return float(np.linalg.norm(self.mean()))
+
+    def second_moment(self) -> np.ndarray:
+        """Second moment int x x^T dmu, shape (d, d), trace 1."""
+        return (self.points * self.weights[:, None]).T @ self.points
+
+    def interaction_energy(self, model) -> float:
+        """(1/(2 beta)) int int (e^{beta <Qx,Ky>} - 1) dmu dmu; see kernels.interaction_energy."""
+        from .kernels import interaction_energy
+        if model.d != self.d:
+            raise ValueError(f"model has d={model.d}, measure has d={self.d}")
+        return interaction_energy(self.points, self.weights, model)
+
+    def field(self, model, targets=None) -> np.ndarray:
+        """Attention field X[mu] at ``targets`` (default: at the atoms)."""
+        from .kernels import attention_field
+        targets = self.points if targets is None else targets
+        return attention_field(targets, self.points, self.weights, model)

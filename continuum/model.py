@@ -1,0 +1,173 @@
+"""The attention model: parameters (beta, Q, K, V, normalisation) and LoRA updates.
+
+The model defines the velocity field of the mean-field self-attention equation on S^{d-1},
+
+.. math::
+
+    X[\\mu](x) = P_x^\\perp \\frac{\\int e^{\\beta \\langle Qx, Ky\\rangle} V y \\, d\\mu(y)}
+                              {Z[\\mu](x)},
+    \\qquad P_x^\\perp y = y - \\langle x, y\\rangle x,
+
+with :math:`Z = \\int e^{\\beta\\langle Qx,Ky\\rangle} d\\mu(y)` (SA, ``normalized=True``) or
+:math:`Z = 1` (USA, ``normalized=False``). Only :math:`A = Q^T K` enters the kernel, since
+:math:`\\langle Qx, Ky\\rangle = \\langle x, A y\\rangle`.
+
+LoRA (PEFT convention): a rank-r update :math:`\\Delta = (\\alpha/r) B A_{lora}` with
+:math:`B \\in R^{d\\times r}`, :math:`A_{lora} \\in R^{r\\times d}`, added to V (or Q, K).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Attention", "lora_update", "lora_factors"]
+
+
+def _matrix(value, d: int, name: str) -> np.ndarray:
+    """Validated read-only float64 copy of a d x d matrix (identity when ``value`` is None)."""
+    if value is None:
+        out = np.eye(d)
+    else:
+        out = np.array(value, dtype=np.float64, copy=True)
+        if out.shape != (d, d):
+            raise ValueError(f"{name} must have shape ({d}, {d}) for d={d}, got {out.shape}")
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Attention:
+    """Self-attention dynamics on the unit sphere S^{d-1} (immutable).
+
+    Parameters
+    ----------
+    beta : float
+        Inverse temperature, ``beta >= 0``.
+    d : int
+        Ambient dimension (tokens live on S^{d-1}); ``d >= 2``.
+    Q, K, V : array_like (d, d), optional
+        Query, key and value matrices; identity by default.
+    normalized : bool
+        True for softmax attention (SA), False for the unnormalised variant (USA).
+    """
+
+    beta: float = 1.0
+    d: int = 3
+    Q: np.ndarray | None = None
+    K: np.ndarray | None = None
+    V: np.ndarray | None = None
+    normalized: bool = True
+    A: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if isinstance(self.d, bool) or not isinstance(self.d, (int, np.integer)) or self.d < 2:
+            raise ValueError(f"d must be an integer >= 2, got {self.d!r}")
+        d = int(self.d)
+        try:
+            beta = float(self.beta)
+        except (TypeError, ValueError):
+            raise TypeError(f"beta must be a real number, got {self.beta!r}") from None
+        if not np.isfinite(beta):
+            raise ValueError(f"beta must be finite, got {beta}")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        if not isinstance(self.normalized, (bool, np.bool_)):
+            raise TypeError(f"normalized must be a bool, got {self.normalized!r}")
+        Q, K, V = (_matrix(getattr(self, n), d, n) for n in "QKV")
+        A = Q.T @ K
+        A.setflags(write=False)
+        for name, value in (("d", d), ("beta", beta), ("Q", Q), ("K", K), ("V", V),
+                            ("A", A), ("normalized", bool(self.normalized))):
+            object.__setattr__(self, name, value)
+
+    def perturbed(self, *, V=None, Q=None, K=None) -> "Attention":
+        """Model with additive updates: ``V + V_update`` (and likewise Q, K).
+
+        The updates are d x d arrays, e.g. from :func:`lora_update`.
+        """
+        kw = {}
+        for name, delta in (("Q", Q), ("K", K), ("V", V)):
+            base = getattr(self, name)
+            kw[name] = base if delta is None else base + _matrix(delta, self.d, f"{name} update")
+        return Attention(beta=self.beta, d=self.d, normalized=self.normalized, **kw)
+
+    @property
+    def name(self) -> str:
+        """'SA' (softmax attention) or 'USA' (unnormalised)."""
+        return "SA" if self.normalized else "USA"
+
+    def __repr__(self) -> str:
+        def show(m):
+            return "I" if np.array_equal(m, np.eye(self.d)) else f"<{self.d}x{self.d}>"
+        return (f"Attention({self.name}, beta={self.beta:g}, d={self.d}, Q={show(self.Q)}, "
+                f"K={show(self.K)}, V={show(self.V)})")
+
+    def to_dict(self) -> dict:
+        """Plain-data description (for metadata in output files)."""
+        return {"beta": self.beta, "d": self.d, "normalized": self.normalized,
+                "Q": self.Q.tolist(), "K": self.K.tolist(), "V": self.V.tolist()}
+
+
+_TARGETS = ("V", "Q", "K")
+
+
+def lora_factors(d: int, rank: int, norm: float | None, target: str = "V", seed=0, alpha=None):
+    """Random LoRA factors ``(B, A, scale)`` with ``scale * B @ A`` of spectral norm ``norm``.
+
+    ``B`` (d x r) and ``A`` (r x d) have iid standard normal entries (seeded). In the PEFT
+    convention the update is ``(alpha / r) B A``; ``alpha`` is chosen here so that the update
+    has the requested spectral norm, and ``scale = alpha / r`` is returned. If ``alpha`` is
+    given, it is used as is and ``norm`` must be None.
+    """
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
+        raise ValueError(f"d must be an integer >= 2, got {d!r}")
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= d:
+        raise ValueError(f"rank must be an integer in [1, d={d}], got {rank!r}")
+    if target not in _TARGETS:
+        raise ValueError(f"target must be one of {_TARGETS}, got {target!r}")
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((d, rank))
+    A = rng.standard_normal((rank, d))
+    if alpha is None:
+        if norm is None or not np.isfinite(float(norm)) or norm < 0:
+            raise ValueError(f"norm must be a finite number >= 0, got {norm!r}")
+        scale = float(norm) / np.linalg.norm(B @ A, 2)
+    else:
+        if norm is not None:
+            raise ValueError("give either norm or alpha, not both")
+        if not np.isfinite(alpha):
+            raise ValueError(f"alpha must be finite, got {alpha!r}")
+        scale = float(alpha) / rank
+    return B, A, scale
+
+
+def lora_update(d: int, rank: int = 1, norm: float | None = None, target: str = "V", seed=0,
+                alpha=None) -> np.ndarray:
+    """Random rank-``rank`` LoRA update ``Delta = (alpha/r) B A`` with ``||Delta||_2 = norm``.
+
+    Parameters
+    ----------
+    d : int
+        Dimension; the update is d x d.
+    rank : int
+        LoRA rank r, ``1 <= r <= d``.
+    norm : float
+        Requested spectral norm of Delta (``alpha`` is set accordingly).
+    target : {"V", "Q", "K"}
+        Which matrix the update is meant for (validated; use it as
+        ``model.perturbed(**{target: delta})``).
+    seed : int or numpy Generator
+        Seed of the Gaussian factors B, A.
+    alpha : float, optional
+        PEFT scaling used as is (then ``norm`` must be None).
+
+    Returns
+    -------
+    ndarray (d, d)
+    """
+    B, A, scale = lora_factors(d, rank, norm, target=target, seed=seed, alpha=alpha)
+    return scale * (B @ A)

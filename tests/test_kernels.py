@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from continuum import Attention
+from continuum.geometry import uniform_points
+from continuum.kernels import attention_field
+from validation.kernel_reference import numpy_field, random_model
+
+
+@pytest.mark.parametrize("d", [2, 3, 16])
+@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 10.0, 50.0])
+def test_kernel_matches_numpy_reference(d, normalized, beta):
+    rng = np.random.default_rng(d * 100 + int(beta))
+    model = random_model(d, beta, normalized, rng)
+    x = uniform_points(200, d, rng)
+    y = uniform_points(600, d, rng)  # not a multiple of the block size
+    w = rng.random(600)
+    w /= w.sum()
+    ref = numpy_field(x, y, w, model)
+    got = attention_field(x, y, w, model)
+    assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def test_field_is_tangent_and_dirac_field_is_exact():
+    rng = np.random.default_rng(0)
+    model = random_model(3, 2.0, True, rng)
+    x = uniform_points(100, 3, rng)
+    y = uniform_points(1, 3, rng)
+    field = attention_field(x, y, np.ones(1), model)
+    np.testing.assert_allclose(np.einsum("ij,ij->i", x, field), 0.0, atol=1e-15)
+    v = model.V @ y[0]  # SA with one source: X(x) = P_x V y exactly
+    np.testing.assert_allclose(field, v - (x @ v)[:, None] * x, atol=1e-15)
+
+
+def test_beta_500_is_finite_and_accurate_far_from_sources():
+    rng = np.random.default_rng(1)
+    model = Attention(beta=500.0, d=3)
+    y = uniform_points(2000, 3, rng)
+    y = y[y[:, 2] > 0.9]  # a small cap
+    x = -y[:50]  # antipodal targets: every score is far below the shift bound
+    w = np.full(len(y), 1.0 / len(y))
+    got = attention_field(x, y, w, model)
+    ref = numpy_field(x, y, w, model)
+    assert np.isfinite(got).all()
+    assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
+    # generic points at beta = 500
+    x2 = uniform_points(300, 3, rng)
+    got2 = attention_field(x2, x2, np.full(300, 1 / 300), model)
+    ref2 = numpy_field(x2, x2, np.full(300, 1 / 300), model)
+    assert np.isfinite(got2).all()
+    assert np.abs(got2 - ref2).max() <= 1e-12 * np.abs(ref2).max()
+
+
+def test_usa_overflow_is_an_error_not_inf():
+    model = Attention(beta=800.0, d=3, normalized=False)  # e^800 > float64 max
+    x = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    with pytest.raises(FloatingPointError, match="beta"):
+        attention_field(x, x, np.array([0.5, 0.5]), model)
+
+
+@pytest.mark.parametrize("mutate, word", [
+    (lambda x, y, w: (x[:, :2], y, w), "targets"),
+    (lambda x, y, w: (x, y[:, :2], w), "sources"),
+    (lambda x, y, w: (x, y, w[:-1]), "weights"),
+    (lambda x, y, w: (x, y, -w), "weights"),
+    (lambda x, y, w: (x, y, 0 * w), "weights"),
+    (lambda x, y, w: (np.where(x > 0.5, np.nan, x), y, w), "targets"),
+    (lambda x, y, w: (x, 2 * y, w), "sources"),
+])
+def test_bad_input_names_the_parameter(mutate, word):
+    rng = np.random.default_rng(0)
+    x = uniform_points(10, 3, rng)
+    y = uniform_points(12, 3, rng)
+    w = np.full(12, 1 / 12)
+    with pytest.raises(ValueError, match=word):
+        attention_field(*mutate(x, y, w), Attention(beta=1.0, d=3))

@@ -1,0 +1,19 @@
+"""Matplotlib set-up shared by the validation cases (non-interactive backend)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["plt", "save"]
+
+
+def save(fig, out_dir, name):
+    """Save ``fig`` as ``out_dir/name.png`` (if out_dir is given) and close it; return the path."""
+    if out_dir is None:
+        plt.close(fig)
+        return None
+    path = str(out_dir / f"{name}.png")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
