@@ -17,13 +17,17 @@ Methods
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import sys
 import time as _time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import DOP853
 
 from continuum.kernels import _as_points, _field
 from continuum.measure import Measure
@@ -106,7 +110,8 @@ class _Progress:
 
 
 def simulate(model, x0, T: float, times=None, dt: float | None = None, method: str = "rk4",
-             rtol: float = 1e-10, atol: float = 1e-12, progress: bool = False) -> Trajectory:
+             rtol: float = 1e-10, atol: float = 1e-12, progress: bool = False,
+             checkpoint=None) -> Trajectory:
     """Move N tokens by the attention dynamics dx_i/dt = X[mu_N](x_i) up to time T.
 
     Parameters
@@ -126,6 +131,12 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         Tolerances of "dop853".
     progress : bool
         Print progress to stderr.
+    checkpoint : str or Path, optional
+        A ``.npz`` file written atomically after every saved time. If it exists when the
+        call starts and belongs to the same run (same model, tokens, times, method and step
+        or tolerances), the run resumes from it, so a crash or Ctrl-C loses at most one
+        saved interval. "rk4" and "layers" resume bit for bit; "dop853" restarts its
+        error control at the last saved time (same tolerance, not bitwise).
 
     Returns
     -------
@@ -151,41 +162,53 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         raise ValueError(f"dt={dt:g} is outside the RK4 stability interval: dt * L_est = "
                          f"{dt * field_scale(model):.3g} > {RK4_REAL_STABILITY} "
                          f"(L_est = ||V||(1 + 2 beta ||Q^T K||) = {field_scale(model):.3g})")
+    if method == "layers":
+        layer_of = times / dt
+        if np.max(np.abs(layer_of - np.round(layer_of))) > 1e-9 * max(1.0, layer_of.max()):
+            raise ValueError(f"method='layers' saves after whole layers: every saved time "
+                             f"must be a multiple of dt={dt:g}")
+    if method == "dop853":
+        for name, tol in (("rtol", rtol), ("atol", atol)):
+            if not np.isfinite(tol) or tol <= 0:
+                raise ValueError(f"{name} must be finite and > 0, got {tol}")
     w = np.ascontiguousarray(weights)
-    x = np.ascontiguousarray(points, dtype=np.float64).copy()
-    out = np.empty((times.size,) + x.shape)
-    info = {"method": method}
+    n, d = mu0.points.shape
+    out = np.empty((times.size, n, d))
+    run_key = _fingerprint(model, mu0, times, method, dt, rtol, atol)
+    state = _load_checkpoint(checkpoint, run_key, out)
+    k_done, t, x, counter, h_last = state
+    info = {"method": method, "resumed_from_index": k_done} if k_done else {"method": method}
     tick = _Progress(progress, T)
     wall = _time.perf_counter()
 
     def rhs(y):
         return _field(y, y, w, model)
 
-    if method == "dop853":
-        n, d = x.shape
-
-        def f(t, y):
-            tick(t)
-            y = y.reshape(n, d)
-            return rhs(y).ravel()
-
-        sol = solve_ivp(f, (0.0, max(T, times[-1])), x.ravel(), method="DOP853", t_eval=times,
-                        rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"DOP853 failed: {sol.message}")
-        y = sol.y.T.reshape((times.size, n, d))
-        drift = np.abs(np.linalg.norm(y, axis=2) - 1).max()
-        out[:] = y / np.linalg.norm(y, axis=2, keepdims=True)
-        info.update(rtol=rtol, atol=atol, nfev=int(sol.nfev), radius_drift=float(drift))
-    else:
-        t = 0.0
-        steps = 0
-        if method == "layers":
-            layer_of = times / dt
-            if np.max(np.abs(layer_of - np.round(layer_of))) > 1e-9 * max(1.0, layer_of.max()):
-                raise ValueError(f"method='layers' saves after whole layers: every saved time "
-                                 f"must be a multiple of dt={dt:g}")
-        for k, t_save in enumerate(times):
+    if k_done == 0:
+        x = np.ascontiguousarray(mu0.points, dtype=np.float64).copy()
+    solver = None
+    for k in range(k_done, times.size):
+        t_save = times[k]
+        if method == "dop853":
+            if t_save > t:
+                if solver is None:
+                    solver = DOP853(lambda s, y: rhs(y.reshape(n, d)).ravel(), t, x.ravel(),
+                                    max(T, times[-1]), rtol=rtol, atol=atol,
+                                    first_step=h_last)
+                while solver.t < t_save:
+                    message = solver.step()
+                    if solver.status == "failed":
+                        raise RuntimeError(f"DOP853 failed at t={solver.t:g}: {message}")
+                    tick(solver.t)
+                y = solver.y if solver.t == t_save else solver.dense_output()(t_save)
+                y = y.reshape(n, d)
+                counter["radius_drift"] = max(counter.get("radius_drift", 0.0),
+                                              float(np.abs(np.linalg.norm(y, axis=1) - 1).max()))
+                counter["nfev"] = counter.get("nfev", 0) + solver.nfev - counter.get("_seen", 0)
+                counter["_seen"] = solver.nfev
+                h_last = solver.h_abs if solver.h_abs else None
+                x = y / np.linalg.norm(y, axis=1, keepdims=True)
+        else:
             gap = t_save - t
             n_sub = int(math.ceil(gap / dt - 1e-9)) if gap > 0 else 0
             h = gap / n_sub if n_sub else 0.0
@@ -199,13 +222,52 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                 else:
                     x = x + h * rhs(x)
                 x /= np.linalg.norm(x, axis=1, keepdims=True)
-                steps += 1
+                counter["steps"] = counter.get("steps", 0) + 1
                 tick(t + h)
-            t = t_save
-            out[k] = x
-        info.update(dt=dt, steps=steps)
+        t = t_save
+        out[k] = x
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, run_key, k + 1, t, x, out[:k + 1], counter, h_last)
+    counter.pop("_seen", None)
+    info.update(counter)
+    info.update({"rtol": rtol, "atol": atol} if method == "dop853" else {"dt": dt})
     info["wall_time_s"] = _time.perf_counter() - wall
     times = times.copy()
     for a in (times, out, w):
         a.setflags(write=False)
     return Trajectory(times=times, points=out, weights=w, model=model, info=info)
+
+
+def _fingerprint(model, mu0, times, method, dt, rtol, atol) -> str:
+    """Hash identifying a run, so that a checkpoint is never resumed into another run."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(model.to_dict(), sort_keys=True).encode())
+    for array in (mu0.points, mu0.weights, times):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    step = f"{rtol!r},{atol!r}" if method == "dop853" else repr(dt)
+    digest.update(f"{method}|{step}".encode())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path, run_key, k_done, t, x, saved, counter, h_last):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, run_key=run_key, k_done=k_done, t=t, x=x, saved=saved,
+             counter=json.dumps(counter), h_last=-1.0 if h_last is None else h_last)
+    os.replace(tmp, path)  # atomic: the file is always a complete checkpoint
+
+
+def _load_checkpoint(path, run_key, out):
+    """(k_done, t, x, counter, h_last) from ``path``, or a fresh start."""
+    fresh = (0, 0.0, None, {}, None)
+    if path is None or not Path(path).exists():
+        return fresh
+    with np.load(path) as data:
+        if str(data["run_key"]) != run_key:
+            raise ValueError(f"checkpoint {path} belongs to a different run (model, tokens, "
+                             "times, method or step differ); delete it or choose another path")
+        k_done = int(data["k_done"])
+        out[:k_done] = data["saved"]
+        h_last = float(data["h_last"])
+        return (k_done, float(data["t"]), data["x"].copy(), json.loads(str(data["counter"])),
+                None if h_last <= 0 else h_last)

@@ -37,19 +37,25 @@ def main(out_dir=None, quick=False, betas=(1.0, 4.0), modes_circle=(1, 2, 3),
                                      "measured": measured, "expected": expected,
                                      "rel_error": abs(measured / expected - 1)})
     worst = max(rows, key=lambda r: r["rel_error"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, d, title in ((axes[0], 2, "S^1, mode k"), (axes[1], 3, "S^2, degree l")):
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex="col")
+    for col, (d, title) in enumerate(((2, "S^1, mode k"), (3, "S^2, degree l"))):
         for name, marker in (("SA", "o"), ("USA", "s")):
             for beta in betas:
                 sel = [r for r in rows if r["d"] == d and r["model"] == name and r["beta"] == beta]
                 ks = [r["mode"] for r in sel]
-                ax.plot(ks, [r["expected"] for r in sel], "-", color="0.6")
-                ax.plot(ks, [r["measured"] for r in sel], marker, label=f"{name}, beta={beta:g}")
-        ax.set_xlabel("mode")
-        ax.set_ylabel("growth rate")
-        ax.set_yscale("log")
-        ax.set_title(f"{title}: particles (markers) vs formula (lines)")
-        ax.legend(fontsize=8)
+                label = f"{name}, beta={beta:g}"
+                axes[0, col].plot(ks, [r["expected"] for r in sel], "-", color="0.7")
+                axes[0, col].plot(ks, [r["measured"] for r in sel], marker, label=label)
+                axes[1, col].semilogy(ks, [r["rel_error"] for r in sel], marker + "-", label=label)
+        axes[0, col].set_yscale("log")
+        axes[0, col].set_ylabel("growth rate")
+        axes[0, col].set_title(f"{title}: particles (markers), formula (lines)", fontsize=10)
+        axes[0, col].legend(fontsize=8)
+        axes[1, col].axhline(TOLERANCE, color="r", ls="--", label="tolerance")
+        axes[1, col].set_xlabel("mode" if d == 2 else "degree")
+        axes[1, col].set_ylabel("relative error")
+        axes[1, col].set_xticks(sorted({r["mode"] for r in rows if r["d"] == d}))
+    fig.tight_layout()
     figure = save(fig, out_dir, NAME)
     return Record(case=NAME, claim="uniform-state growth rates from particles (worst case)",
                   measured=worst["measured"], expected=worst["expected"],
