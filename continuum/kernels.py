@@ -15,18 +15,20 @@ ODE x' = X(x) keeps |x| = 1 invariant.
 
 Implementation (why it is fast and safe):
 
-* no M x N temporary: per target, sources are visited in blocks of ``_BLOCK`` columns of the
-  transposed source array (d, N), so the score loop, the exponential and the accumulation
-  vectorise (SIMD) over sources;
+* no M x N temporary: sources are visited in blocks of ``_BLOCK`` columns of the transposed
+  source array (d, N), so the score loop, the exponential and the accumulation vectorise
+  (SIMD) over sources; targets are taken in tiles of ``_TILE`` that reuse each source block
+  while it is in cache; from d = ``GEMM_MIN_D`` on, scores and sums of a tile are BLAS
+  matrix products (``_field_kernel_gemm``), which wins by 2-4x at d = 64;
 * overflow-free softmax: scores are shifted by an upper bound of the maximum,
   ``m_i = beta |A^T x_i| max_j |y_j| >= s_ij``, so every exponent is <= 0. If the shifted sum
   is so small that it may have underflowed (< ``_TINY``), the target is recomputed with the
   exact maximum (two passes). For USA the result is ``e^{m_i}`` times the shifted sum; a
   genuinely overflowing result raises ``FloatingPointError``;
-* the exponential is a vectorisable exp (Cody-Waite range reduction, degree-13 Taylor
-  polynomial on |r| <= ln2/2, exponent bits set directly): relative error below 1e-15,
+* the exponential is a vectorisable exp (``_weighted_exp``: Cody-Waite range reduction,
+  degree-13 Taylor polynomial on |r| <= ln2/2, exponent bits set directly): relative error below 1e-15,
   exponents below -700 are clamped there (their contribution is < 1e-304 of a sum >= 1e-200);
-* ``parallel=True`` over targets, ``cache=True`` (compiled once per machine).
+* ``parallel=True`` over target tiles, ``cache=True`` (compiled once per machine).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from numba import prange
 __all__ = ["attention_field", "interaction_energy"]
 
 _BLOCK = 256
+_TILE = 32
+_GEMM_TILE = 32
+#: from this dimension on, the scores and sums are BLAS products (measured crossover)
+GEMM_MIN_D = 12
 _TINY = 1e-200
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
@@ -65,46 +71,49 @@ def _exp_taylor(r):
     return p * r + 1.0
 
 
-@nb.njit(fastmath=True, cache=True)
-def _accumulate(q, shift, sources_t, weights, s_buf, e_buf, bits, acc):
-    """acc = sum_j w_j e^{q.y_j - shift} y_j; returns sum_j w_j e^{q.y_j - shift}.
+@nb.njit(inline="always", fastmath=True)
+def _weighted_exp(scores, shift, w, nb_, bits):
+    """scores[j] <- w_j e^{scores[j] - shift} for j < nb_ (in place); returns their sum.
 
-    Requires q.y_j <= shift + O(eps) for all j (so every exponent is <= 0).
+    Vectorisable exp: x = max(s - shift, -700) <= 0, k = round(x / ln2), r = x - k ln2
+    (Cody-Waite, |r| <= ln2/2), e^x = 2^k e^r with 2^k built from its exponent bits.
     """
-    d, n = sources_t.shape
     scale = bits.view(np.float64)
-    den = 0.0
+    for j in range(nb_):
+        x = max(scores[j] - shift, -700.0)
+        k = np.int64(x * _LOG2E - 0.5)  # round(x / ln2), x <= 0
+        kf = np.float64(k)
+        r = (x - kf * _LN2_HI) - kf * _LN2_LO
+        bits[j] = (k + 1023) << 52  # bits of the double 2^k
+        scores[j] = _exp_taylor(r) * w[j]
+    total = 0.0
+    for j in range(nb_):
+        scores[j] *= scale[j]
+        total += scores[j]
+    return total
+
+
+@nb.njit(fastmath=True, cache=True)
+def _accumulate_block(q, shift, sources_t, weights, j0, nb_, s_buf, bits, acc):
+    """acc += sum_{j in block} w_j e^{q.y_j - shift} y_j; returns the block's sum of weights
+    w_j e^{q.y_j - shift}. Requires q.y_j <= shift + O(eps) (every exponent <= 0)."""
+    d = sources_t.shape[0]
+    row = sources_t[0, j0:j0 + nb_]
+    qa = q[0]
+    for j in range(nb_):
+        s_buf[j] = qa * row[j]
+    for a in range(1, d):
+        qa = q[a]
+        row = sources_t[a, j0:j0 + nb_]
+        for j in range(nb_):
+            s_buf[j] += qa * row[j]
+    den = _weighted_exp(s_buf, shift, weights[j0:j0 + nb_], nb_, bits)
     for a in range(d):
-        acc[a] = 0.0
-    for j0 in range(0, n, _BLOCK):
-        nb_ = min(_BLOCK, n - j0)
-        row = sources_t[0, j0:j0 + nb_]
-        qa = q[0]
+        row = sources_t[a, j0:j0 + nb_]
+        t = 0.0
         for j in range(nb_):
-            s_buf[j] = qa * row[j]
-        for a in range(1, d):
-            qa = q[a]
-            row = sources_t[a, j0:j0 + nb_]
-            for j in range(nb_):
-                s_buf[j] += qa * row[j]
-        w = weights[j0:j0 + nb_]
-        for j in range(nb_):
-            x = max(s_buf[j] - shift, -700.0)
-            k = np.int64(x * _LOG2E - 0.5)  # round(x / ln2), x <= 0
-            kf = np.float64(k)
-            r = (x - kf * _LN2_HI) - kf * _LN2_LO
-            bits[j] = (k + 1023) << 52  # bits of the double 2^k
-            e_buf[j] = _exp_taylor(r) * w[j]
-        for j in range(nb_):
-            e_buf[j] *= scale[j]
-        for j in range(nb_):
-            den += e_buf[j]
-        for a in range(d):
-            row = sources_t[a, j0:j0 + nb_]
-            t = 0.0
-            for j in range(nb_):
-                t += e_buf[j] * row[j]
-            acc[a] += t
+            t += s_buf[j] * row[j]
+        acc[a] += t
     return den
 
 
@@ -121,39 +130,106 @@ def _max_score(q, sources_t):
     return best
 
 
+@nb.njit(fastmath=True, cache=True)
+def _finish_target(x, q, shift, den, acc, sources_t, weights, V, normalized, out):
+    """out = P_x^perp V acc / den (SA) or P_x^perp V acc e^shift (USA), after recomputing acc
+    and den with the exact maximum as shift if the bound-shifted sum may have underflowed."""
+    d, n = sources_t.shape
+    if den < _TINY:
+        shift = _max_score(q, sources_t)
+        s_buf = np.empty(_BLOCK)
+        bits = np.empty(_BLOCK, dtype=np.int64)
+        acc[:] = 0.0
+        den = 0.0
+        for j0 in range(0, n, _BLOCK):
+            den += _accumulate_block(q, shift, sources_t, weights, j0, min(_BLOCK, n - j0),
+                                     s_buf, bits, acc)
+    factor = 1.0 / den if normalized else math.exp(shift)
+    xv = 0.0
+    for a in range(d):
+        t = 0.0
+        for b in range(d):
+            t += V[a, b] * acc[b]
+        out[a] = factor * t
+        xv += x[a] * out[a]
+    for a in range(d):
+        out[a] -= xv * x[a]
+
+
 @nb.njit(parallel=True, fastmath=True, cache=True)
 def _field_kernel(targets, sources_t, weights, AT, V, beta, normalized, source_radius, out):
-    """Fill out[i] with the attention field at targets[i]; see the module docstring."""
+    """Fill out[i] with the attention field at targets[i]; see the module docstring.
+
+    Targets are processed in tiles of ``_TILE`` (in parallel); for each source block the tile's
+    targets reuse the block while it sits in cache.
+    """
     m, d = targets.shape
-    for i in prange(m):
-        q = np.empty(d)
-        acc = np.empty(d)
+    n = sources_t.shape[1]
+    n_tiles = (m + _TILE - 1) // _TILE
+    for tile in prange(n_tiles):
+        i0 = tile * _TILE
+        tm = min(_TILE, m - i0)
+        q = np.empty((tm, d))  # q_i = beta A^T x_i, so that s_ij = <q_i, y_j>
+        shift = np.empty(tm)
+        acc = np.zeros((tm, d))
+        den = np.zeros(tm)
         s_buf = np.empty(_BLOCK)
-        e_buf = np.empty(_BLOCK)
         bits = np.empty(_BLOCK, dtype=np.int64)
-        qnorm2 = 0.0
-        for a in range(d):
-            t = 0.0
-            for b in range(d):
-                t += AT[a, b] * targets[i, b]
-            q[a] = beta * t
-            qnorm2 += q[a] * q[a]
-        shift = math.sqrt(qnorm2) * source_radius
-        den = _accumulate(q, shift, sources_t, weights, s_buf, e_buf, bits, acc)
-        if den < _TINY:  # the bound was too loose: shift by the exact maximum instead
-            shift = _max_score(q, sources_t)
-            den = _accumulate(q, shift, sources_t, weights, s_buf, e_buf, bits, acc)
-        factor = 1.0 / den if normalized else math.exp(shift)
-        xv = 0.0
-        xx = 0.0
-        for a in range(d):
-            t = 0.0
-            for b in range(d):
-                t += V[a, b] * acc[b]
-            out[i, a] = factor * t
-            xv += targets[i, a] * out[i, a]
-        for a in range(d):
-            out[i, a] -= xv * targets[i, a]
+        for i in range(tm):
+            qnorm2 = 0.0
+            for a in range(d):
+                t = 0.0
+                for b in range(d):
+                    t += AT[a, b] * targets[i0 + i, b]
+                q[i, a] = beta * t
+                qnorm2 += q[i, a] * q[i, a]
+            shift[i] = math.sqrt(qnorm2) * source_radius
+        for j0 in range(0, n, _BLOCK):
+            nb_ = min(_BLOCK, n - j0)
+            for i in range(tm):
+                den[i] += _accumulate_block(q[i], shift[i], sources_t, weights, j0, nb_,
+                                            s_buf, bits, acc[i])
+        for i in range(tm):
+            _finish_target(targets[i0 + i], q[i], shift[i], den[i], acc[i], sources_t,
+                           weights, V, normalized, out[i0 + i])
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _field_kernel_gemm(targets, sources, sources_t, weights, A, V, beta, normalized,
+                       source_radius, block, out):
+    """Same field as ``_field_kernel``, for large d: per tile of ``_GEMM_TILE`` targets and
+    block of sources, the scores S = Q_tile Y_block^T and the sums E Y_block are BLAS
+    matrix products (dgemm), the exponential is the vectorised one above.
+
+    ``block`` is chosen so that tile * block * d <= 262144: OpenBLAS runs such products on one
+    thread, so the parallel loop over tiles does not oversubscribe the cores.
+    """
+    m, d = targets.shape
+    n = sources.shape[0]
+    n_tiles = (m + _GEMM_TILE - 1) // _GEMM_TILE
+    for tile in prange(n_tiles):
+        i0 = tile * _GEMM_TILE
+        tm = min(_GEMM_TILE, m - i0)
+        q = beta * np.dot(targets[i0:i0 + tm], A)  # rows q_i = beta A^T x_i
+        shift = np.empty(tm)
+        for i in range(tm):
+            qnorm2 = 0.0
+            for a in range(d):
+                qnorm2 += q[i, a] * q[i, a]
+            shift[i] = math.sqrt(qnorm2) * source_radius
+        acc = np.zeros((tm, d))
+        den = np.zeros(tm)
+        bits = np.empty(block, dtype=np.int64)
+        for j0 in range(0, n, block):
+            nb_ = min(block, n - j0)
+            E = np.dot(q, sources[j0:j0 + nb_].T)  # scores (tm, nb_)
+            w = weights[j0:j0 + nb_]
+            for i in range(tm):
+                den[i] += _weighted_exp(E[i], shift[i], w, nb_, bits)
+            acc += np.dot(E, sources[j0:j0 + nb_])
+        for i in range(tm):
+            _finish_target(targets[i0 + i], q[i].copy(), shift[i], den[i], acc[i],
+                           sources_t, weights, V, normalized, out[i0 + i])
 
 
 def _as_points(x, name: str, d: int | None = None) -> np.ndarray:
@@ -177,8 +253,16 @@ def _field(targets, sources, weights, model) -> np.ndarray:
     if targets.shape[0] == 0:
         return out
     radius = float(np.sqrt(np.max(np.einsum("ij,ij->j", sources_t, sources_t))))
-    _field_kernel(targets, sources_t, weights, np.ascontiguousarray(model.A.T), model.V,
-                  float(model.beta), bool(model.normalized), radius, out)
+    d = targets.shape[1]
+    if d >= GEMM_MIN_D:
+        sources = np.ascontiguousarray(sources, dtype=np.float64)
+        block = int(min(_BLOCK, max(8, 262144 // (_GEMM_TILE * d))))
+        _field_kernel_gemm(targets, sources, sources_t, weights, np.ascontiguousarray(model.A),
+                           model.V, float(model.beta), bool(model.normalized), radius, block,
+                           out)
+    else:
+        _field_kernel(targets, sources_t, weights, np.ascontiguousarray(model.A.T), model.V,
+                      float(model.beta), bool(model.normalized), radius, out)
     if not np.all(np.isfinite(out)):
         raise FloatingPointError(
             f"attention field overflowed (USA with beta={model.beta:g}: e^(beta <Qx,Ky>) "

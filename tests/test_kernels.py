@@ -7,7 +7,7 @@ from continuum.kernels import attention_field
 from validation.kernel_reference import numpy_field, random_model
 
 
-@pytest.mark.parametrize("d", [2, 3, 16])
+@pytest.mark.parametrize("d", [2, 3, 8, 16, 64])  # both kernel paths (GEMM from d = 12)
 @pytest.mark.parametrize("normalized", [True, False])
 @pytest.mark.parametrize("beta", [0.0, 1.0, 10.0, 50.0])
 def test_kernel_matches_numpy_reference(d, normalized, beta):
@@ -40,6 +40,7 @@ def test_beta_500_is_finite_and_accurate_far_from_sources():
     y = y[y[:, 2] > 0.9]  # a small cap
     x = -y[:50]  # antipodal targets: every score is far below the shift bound
     w = np.full(len(y), 1.0 / len(y))
+    assert _fallback_is_needed(x, y, model)
     got = attention_field(x, y, w, model)
     ref = numpy_field(x, y, w, model)
     assert np.isfinite(got).all()
@@ -75,3 +76,29 @@ def test_bad_input_names_the_parameter(mutate, word):
     w = np.full(12, 1 / 12)
     with pytest.raises(ValueError, match=word):
         attention_field(*mutate(x, y, w), Attention(beta=1.0, d=3))
+
+
+def _fallback_is_needed(x, y, model):
+    """True if for every target all shifted exponents are below log(1e-200), i.e. the
+    bound-shifted sum underflows and the kernel must take the exact-maximum branch."""
+    q = model.beta * x @ model.A
+    bound = np.linalg.norm(q, axis=1) * np.linalg.norm(y, axis=1).max()
+    return bool(np.all((q @ y.T).max(axis=1) - bound < np.log(1e-200)))
+
+
+def test_gemm_path_beta_500_fallback():
+    """Large d (BLAS path): targets opposite to every source need the exact-maximum branch."""
+    rng = np.random.default_rng(4)
+    d = 32
+    e1 = np.eye(d)[0]
+    y = e1 + 0.05 * rng.standard_normal((200, d))
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    x = -e1 + 0.05 * rng.standard_normal((40, d))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    model = Attention(beta=500.0, d=d)
+    assert _fallback_is_needed(x, y, model)
+    w = np.full(200, 1 / 200)
+    got = attention_field(x, y, w, model)
+    ref = numpy_field(x, y, w, model)
+    assert np.isfinite(got).all()
+    assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
