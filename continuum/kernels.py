@@ -46,6 +46,8 @@ _TILE = 32
 _GEMM_TILE = 32
 #: from this dimension on, the scores and sums are BLAS products (measured crossover)
 GEMM_MIN_D = 12
+#: from this many pairs on, d = 2 rotation kernels use the Fourier expansion (fourier_field)
+FOURIER_MIN_PAIRS = 1 << 22
 _TINY = 1e-200
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
@@ -252,6 +254,10 @@ def _field(targets, sources, weights, model) -> np.ndarray:
     out = np.empty_like(targets)
     if targets.shape[0] == 0:
         return out
+    if targets.shape[0] * sources_t.shape[1] >= FOURIER_MIN_PAIRS:
+        from .fourier_field import fourier_applicable, fourier_field
+        if fourier_applicable(model):  # S^1 with a rotation kernel: O((M + N) L)
+            return fourier_field(targets, np.ascontiguousarray(sources_t.T), weights, model)
     radius = float(np.sqrt(np.max(np.einsum("ij,ij->j", sources_t, sources_t))))
     d = targets.shape[1]
     if d >= GEMM_MIN_D:

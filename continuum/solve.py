@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
-__all__ = ["solve"]
+__all__ = ["solve", "METHODS"]
 
 METHODS = ("spectral", "fv", "fem")
+DEFAULT_RESOLUTION = {"spectral": 128, "fv": 256, "fem": 3}
 
 
 def solve(model, rho0, T, method="spectral", resolution=None, times=None, **options):
     """Solve d/dt mu + div(mu X[mu]) = 0 from the density ``rho0`` up to time ``T``.
 
-    Not available yet: the circle solvers ("spectral", "fv") and the sphere solver ("fem")
-    are the next issues of the project. Until then this raises NotImplementedError; use
-    ``particles.simulate`` for the N-token system.
+    Parameters
+    ----------
+    model : Attention
+        d = 2 (circle) for "spectral" and "fv"; d = 3 (2-sphere) for "fem".
+    rho0 : callable
+        Maps points (M, d) to densities (M,) w.r.t. the surface measure (arc length on S^1).
+        Its integral must be 1 within 1e-2; the discrete initial measure is rescaled to unit
+        mass and the factor recorded in ``info['initial_rescaling']``.
+    T : float
+        Final time.
+    method : {"spectral", "fv", "fem"}
+        "spectral": Fourier pseudo-spectral + DOP853 (continuum.spectral_circle);
+        "fv": positivity-preserving finite volumes + SSP-RK3 (continuum.fv_circle);
+        "fem": DOLFINx discontinuous Galerkin on S^2 (not available yet).
+    resolution : int
+        Nodes (spectral) or cells (fv) on S^1; icosphere level on S^2.
+    times : array_like
+        Saved times in [0, T] (default 51 equispaced).
+    **options
+        Passed to the solver (e.g. rtol, atol, field, cfl, limiter, progress).
+
+    Returns
+    -------
+    Solution
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    raise NotImplementedError(
-        f"continuum solver method={method!r} is not implemented yet; "
-        "use particles.simulate for the N-token system")
+    if resolution is None:
+        resolution = DEFAULT_RESOLUTION[method]
+    if method == "spectral":
+        from .spectral_circle import solve_spectral
+        return solve_spectral(model, rho0, T, resolution=resolution, times=times, **options)
+    if method == "fv":
+        from .fv_circle import solve_fv
+        return solve_fv(model, rho0, T, resolution=resolution, times=times, **options)
+    raise NotImplementedError("method='fem' (DOLFINx DG on S^2) is not implemented yet; "
+                              "use particles.simulate for d=3")

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy.integrate import DOP853
 
+from continuum.initial import check_times
 from continuum.kernels import _as_points, _field
 from continuum.measure import Measure
 
@@ -75,25 +76,6 @@ def field_scale(model) -> float:
 def default_dt(model) -> float:
     """Default RK4 step: min(0.05, 0.1 / L_est), so that (dt L_est)^4 / 120 < 1e-6."""
     return min(0.05, 0.1 / max(field_scale(model), 1e-300))
-
-
-def _check_times(T, times):
-    try:
-        T = float(T)
-    except (TypeError, ValueError):
-        raise TypeError(f"T must be a number, got {T!r}") from None
-    if not np.isfinite(T) or T < 0:
-        raise ValueError(f"T must be finite and >= 0, got {T}")
-    if times is None:
-        times = np.linspace(0.0, T, 51) if T > 0 else np.zeros(1)
-    times = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)):
-        raise ValueError("times must be a non-empty 1-d array of finite numbers")
-    if np.any(np.diff(times) <= 0):
-        raise ValueError("times must be strictly increasing")
-    if times[0] < 0 or times[-1] > T * (1 + 1e-12):
-        raise ValueError(f"times must lie in [0, T={T}], got [{times[0]}, {times[-1]}]")
-    return T, times
 
 
 class _Progress:
@@ -152,7 +134,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     mu0 = Measure(points, weights)  # validates: on the sphere, probability weights
     if mu0.d != model.d:
         raise ValueError(f"x0 has d={mu0.d} columns but the model has d={model.d}")
-    T, times = _check_times(T, times)
+    T, times = check_times(T, times)
     if dt is None:
         dt = default_dt(model)
     dt = float(dt)

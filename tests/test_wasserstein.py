@@ -35,3 +35,25 @@ def test_bad_input():
         wasserstein_sphere(a, b)
     with pytest.raises(ValueError, match="cost"):
         wasserstein_sphere(a, a, cost="euclid")
+
+
+def test_circle_distances_match_exact_transport():
+    from continuum.geometry import angles_to_circle
+    from continuum.wasserstein import wasserstein_circle
+
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        a = angles_to_circle(rng.uniform(0, 2 * np.pi, 40))
+        b = angles_to_circle(rng.uniform(0, 1.0, 30))
+        wa, wb = rng.random(40), rng.random(30)
+        mu, nu = Measure(a, wa / wa.sum()), Measure(b, wb / wb.sum())
+        for p in (1, 2):
+            assert np.isclose(wasserstein_circle(mu, nu, p), wasserstein_sphere(mu, nu, p=p),
+                              rtol=1e-6, atol=1e-12)
+    # W_1 is exact (closed form): compare tightly
+    assert np.isclose(wasserstein_circle(mu, nu, 1), wasserstein_sphere(mu, nu, p=1), rtol=1e-12)
+    # a rotation of a Dirac by angle a: distance a (the shorter arc)
+    d1 = Measure(angles_to_circle([0.1]))
+    d2 = Measure(angles_to_circle([0.1 + 2.5]))
+    assert np.isclose(wasserstein_circle(d1, d2, 1), 2.5, rtol=1e-12)
+    assert np.isclose(wasserstein_circle(d1, d2, 2), 2.5, rtol=1e-6)

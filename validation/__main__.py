@@ -1,4 +1,5 @@
-"""Run every validation case, write one JSON record per case, a Markdown report and figures.
+"""Run every validation case (main() returns a Record or a list of them), write one JSON
+record per claim, a Markdown report and figures.
 
     python -m validation [--out validation-out] [--quick] [--only NAME ...]
 
@@ -34,17 +35,18 @@ def run(out: Path, quick: bool, only=None) -> list[Record]:
         print(f"[validation] {name} ...", flush=True)
         module = importlib.import_module(f"validation.{name}")
         try:
-            record = module.main(out_dir=out, quick=quick)
+            result = module.main(out_dir=out, quick=quick)
         except Exception:
             traceback.print_exc()
-            record = Record(case=name, claim="raised an exception", measured=float("nan"),
+            result = Record(case=name, claim="raised an exception", measured=float("nan"),
                             expected=0.0, tolerance=0.0, error_kind="abs",
                             details=[{"traceback": traceback.format_exc()}])
-        record.to_json(out / "records" / f"{record.case}.json")
-        print(f"    {'PASS' if record.passed else 'FAIL'}: {record.claim}: error "
-              f"{record.error:.3g} (tolerance {record.tolerance:.3g}), {record.runtime_s:.1f} s",
-              flush=True)
-        records.append(record)
+        for record in result if isinstance(result, list) else [result]:
+            record.to_json(out / "records" / f"{record.case}.json")
+            print(f"    {'PASS' if record.passed else 'FAIL'}: {record.claim}: error "
+                  f"{record.error:.3g} (tolerance {record.tolerance:.3g}), "
+                  f"{record.runtime_s:.1f} s", flush=True)
+            records.append(record)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# Validation report ({stamp}, {platform.node()}, "
              f"{'quick' if quick else 'full'} run)", "", HEADER]

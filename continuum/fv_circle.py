@@ -1,0 +1,150 @@
+"""Conservative, positivity-preserving finite-volume solver on S^1.
+
+.. math::
+
+    \\frac{d}{dt}\\bar\\rho_j = -\\frac{F_{j+1/2} - F_{j-1/2}}{h}, \\qquad
+    F_{j+1/2} = v_{j+1/2}^+ \\rho^E_j + v_{j+1/2}^- \\rho^W_{j+1},
+
+following Carrillo, Chertock and Huang (Commun. Comput. Phys. 17, 2015): cell averages
+rho_j on n equal cells, the speed v at the cell interfaces from the attention field of the
+cell masses m_j = rho_j h placed at the cell centres (midpoint rule), a piecewise-linear
+reconstruction with limited slopes (``"mc"`` monotonised central, default, or ``"minmod"``)
+giving the east/west edge values rho^E_j, rho^W_j in [0, 2 rho_j], the upwind flux above, and
+SSP-RK3 (Shu-Osher) in time.
+
+Guarantees: mass is conserved to round-off (telescoping fluxes); cell averages stay
+non-negative when every forward-Euler stage satisfies dt max|v| / h <= 1/2 (outflow of cell j
+is at most dt/h max|v| (rho^E_j + rho^W_j) <= 2 dt/h max|v| rho_j), which the step rule
+dt = cfl h / max|v| with cfl <= 1/2 enforces; a step whose stages would violate it (the
+speed grew within the step) is redone with half the step. Second order on smooth solutions
+(first order at extrema, where the limiter clips). When a cluster becomes narrower than the
+grid resolves (one cell holds more than ``cluster_fraction`` of the mass of itself and its two
+neighbours, with at least 1e-3 of the total mass), the solver warns once and records the time
+in ``info['under_resolved_from']``: from then on the cluster's shape is a grid artefact,
+though mass, positivity and its position remain meaningful.
+"""
+
+from __future__ import annotations
+
+import time as _time
+import warnings
+
+import numpy as np
+
+from .circle import choose_path, circle_velocity, grid
+from .geometry import angles_to_circle
+from .initial import check_times, nodal_density
+from .solution import Solution
+from .spectral_circle import _check_resolution, finish_solution
+
+__all__ = ["solve_fv", "LIMITERS"]
+
+LIMITERS = ("mc", "minmod")
+
+
+def limited_slopes(rho: np.ndarray, limiter: str) -> np.ndarray:
+    """Cell differences s_j (times h) of the piecewise-linear reconstruction (periodic)."""
+    fwd = np.roll(rho, -1) - rho
+    bwd = rho - np.roll(rho, 1)
+    same_sign = fwd * bwd > 0
+    if limiter == "minmod":
+        s = np.where(np.abs(fwd) < np.abs(bwd), fwd, bwd)
+    else:  # monotonised central: minmod(2 bwd, (bwd + fwd)/2, 2 fwd)
+        s = np.sign(fwd) * np.minimum(np.minimum(2 * np.abs(fwd), 2 * np.abs(bwd)),
+                                      0.5 * np.abs(fwd + bwd))
+    return np.where(same_sign, s, 0.0)
+
+
+def fv_rhs(model, rho, centres, h, limiter, path):
+    """(d rho/dt, max |v|) for cell averages rho."""
+    v, _ = interface_speed(model, rho, centres, h, path)
+    s = limited_slopes(rho, limiter)
+    east = rho + 0.5 * s  # value at theta_{j+1/2} from cell j
+    west = rho - 0.5 * s  # value at theta_{j-1/2} from cell j
+    flux = np.maximum(v, 0.0) * east + np.minimum(v, 0.0) * np.roll(west, -1)  # F_{j+1/2}
+    return -(flux - np.roll(flux, 1)) / h, float(np.abs(v).max())
+
+
+def interface_speed(model, rho, centres, h, path):
+    """Speed at the interfaces theta_{j+1/2} = theta_j + h/2 of the measure
+    sum_j rho_j h delta_{theta_j} (cell masses at the cell centres)."""
+    return circle_velocity(model, centres, rho * h, path, target_shift=0.5 * h)
+
+
+def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc", field="auto",
+             cluster_fraction=0.9, progress=False) -> Solution:
+    """Finite-volume solution on S^1 (d = 2); see the module docstring.
+
+    Parameters
+    ----------
+    model : Attention with d = 2
+    rho0 : callable (M, 2) -> (M,), density w.r.t. arc length (evaluated at cell centres)
+    T : float
+    resolution : int, number of cells n (even, >= 8)
+    times : saved times in [0, T] (default 51 equispaced)
+    cfl : float in (0, 1/2], dt = cfl h / max|v|
+    limiter : {"mc", "minmod"}
+    field : {"auto", "fft", "kernel"}
+    cluster_fraction : float, threshold of the under-resolution warning
+    """
+    if model.d != 2:
+        raise ValueError(f"the circle solvers need a d=2 model, got d={model.d}")
+    n = _check_resolution(resolution, minimum=8)
+    T, times = check_times(T, times)
+    if not 0 < cfl <= 0.5:
+        raise ValueError(f"cfl must be in (0, 1/2] (positivity of the upwind scheme), got {cfl}")
+    if limiter not in LIMITERS:
+        raise ValueError(f"limiter must be one of {LIMITERS}, got {limiter!r}")
+    path = choose_path(model, field)
+    h = 2 * np.pi / n
+    centres = grid(n, offset=0.5)
+    points = angles_to_circle(centres)
+    quadrature = np.full(n, h)
+    rho, factor = nodal_density(rho0, points, quadrature)
+    out = np.empty((times.size, n))
+    wall = _time.perf_counter()
+    t, k, steps, halvings = 0.0, 0, 0, 0
+    warned_at = None
+
+    def rhs(r):
+        return fv_rhs(model, r, centres, h, limiter, path)
+
+    while k < times.size:
+        if t >= times[k] - 1e-14 * max(1.0, T):
+            out[k] = rho
+            if warned_at is None and _cluster_unresolved(rho * h, cluster_fraction):
+                warned_at = times[k]
+                warnings.warn(f"fv solver (n={n}): a cluster is narrower than the grid "
+                              f"resolves from t = {warned_at:g} (one cell holds > "
+                              f"{cluster_fraction:g} of its neighbourhood's mass); refine the "
+                              "grid for its shape", stacklevel=2)
+            k += 1
+            continue
+        d1, vmax = rhs(rho)
+        dt = min(cfl * h / max(vmax, 1e-300), times[k] - t)
+        while True:  # SSP-RK3 (Shu-Osher); every stage is a forward-Euler step of size dt
+            s1 = rho + dt * d1
+            d2, v2 = rhs(s1)
+            s2 = 0.75 * rho + 0.25 * (s1 + dt * d2)
+            d3, v3 = rhs(s2)
+            if max(v2, v3) * dt <= 0.5 * h:
+                break
+            dt *= 0.5  # the speed grew within the step beyond the positivity bound
+            halvings += 1
+        rho = rho / 3.0 + (2.0 / 3.0) * (s2 + dt * d3)
+        t += dt
+        steps += 1
+        if progress and steps % 200 == 0:
+            print(f"  fv: t = {t:.4g} / {T:g}", flush=True)
+    info = {"method": "fv", "resolution": n, "cfl": cfl, "limiter": limiter, "field": path,
+            "steps": steps, "step_halvings": halvings, "initial_rescaling": factor,
+            "wall_time_s": _time.perf_counter() - wall}
+    if warned_at is not None:
+        info["under_resolved_from"] = float(warned_at)
+    return finish_solution(model, times, points, quadrature, out, info)
+
+
+def _cluster_unresolved(masses, fraction) -> bool:
+    neighbourhood = masses + np.roll(masses, 1) + np.roll(masses, -1)
+    heavy = masses >= 1e-3 * masses.sum()
+    return bool(np.any(heavy & (masses > fraction * neighbourhood)))

@@ -1,0 +1,58 @@
+"""The common result of every continuum solver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .measure import Measure
+
+__all__ = ["Solution"]
+
+
+@dataclass(frozen=True, eq=False)
+class Solution:
+    """Density on a solver's nodes at saved times.
+
+    Attributes
+    ----------
+    times : ndarray (nt,)
+    points : ndarray (M, d)
+        The solver's nodes (grid points, cell centroids, ...), on the unit sphere.
+    quadrature : ndarray (M,)
+        Surface-measure weights of the nodes (sum = area of the discrete sphere).
+    densities : ndarray (nt, M)
+        Nodal density values w.r.t. the surface measure (cell averages for finite volumes).
+    diagnostics : dict of ndarray (nt,)
+        Recorded along the run: ``mass`` (int rho, before normalisation), ``order_parameter``
+        |int x dmu|, ``energy`` (see kernels.interaction_energy), ``min_density``.
+    info : dict
+        Solver, resolution, step counts, the initial rescaling factor, warnings, ...
+    model : Attention
+    """
+
+    times: np.ndarray
+    points: np.ndarray
+    quadrature: np.ndarray
+    densities: np.ndarray
+    diagnostics: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    model: object = None
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def density(self, i: int) -> np.ndarray:
+        """Nodal density values at saved time ``times[i]``."""
+        return self.densities[i]
+
+    def measure(self, i: int) -> Measure:
+        """Measure at saved time i: the nodes with weights max(rho_j, 0) w_j / total.
+
+        Negative nodal values (possible for the spectral method between resolved and
+        under-resolved states) are clipped before normalising; the clipped mass is
+        ``info['clipped_mass'][i]``. Finite-volume cell averages are never negative.
+        """
+        masses = np.maximum(self.densities[i], 0.0) * self.quadrature
+        return Measure(self.points, masses / masses.sum())

@@ -1,0 +1,179 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from continuum import Attention, Measure, solve
+from continuum.circle import circle_velocity, grid
+from continuum.fourier_field import fourier_field
+from continuum.fv_circle import interface_speed
+from continuum.geometry import uniform_points
+from continuum.kernels import _field
+from validation import (circle_growth_rates, circle_kuramoto, circle_metastability,
+                        circle_particles, circle_spectral_vs_fv)
+
+
+def rotation_model(beta, normalized, seed=0, c=1.3, alpha=0.4):
+    rng = np.random.default_rng(seed)
+    A = c * np.array([[np.cos(alpha), -np.sin(alpha)], [np.sin(alpha), np.cos(alpha)]])
+    return Attention(beta=beta, d=2, K=A, V=rng.standard_normal((2, 2)), normalized=normalized)
+
+
+def smooth_rho(p):
+    theta = np.arctan2(p[:, 1], p[:, 0])
+    return (1 + 0.5 * np.cos(theta - 0.3) + 0.3 * np.sin(2 * theta)) / (2 * np.pi)
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 6.0])
+def test_fft_and_kernel_paths_agree(beta, normalized):
+    model = rotation_model(beta, normalized)
+    n = 96
+    theta = grid(n)
+    masses = smooth_rho(np.stack([np.cos(theta), np.sin(theta)], 1)) * 2 * np.pi / n
+    v_fft, used_fft = circle_velocity(model, theta, masses, "fft")
+    v_ker, used_ker = circle_velocity(model, theta, masses, "kernel")
+    assert (used_fft, used_ker) == ("fft", "kernel")
+    assert np.abs(v_fft - v_ker).max() <= 1e-12 * np.abs(v_ker).max()
+    # the FV interface speed (shifted kernel) too
+    centres = grid(n, 0.5)
+    rho = masses / (2 * np.pi / n)
+    args = (model, rho, centres, 2 * np.pi / n)
+    a, b = interface_speed(*args, "fft")[0], interface_speed(*args, "kernel")[0]
+    assert np.abs(a - b).max() <= 1e-12 * np.abs(b).max()
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 9.0])
+def test_fourier_expansion_field_matches_direct_kernel(beta, normalized):
+    model = rotation_model(beta / 1.3, normalized, seed=2)
+    rng = np.random.default_rng(1)
+    x = uniform_points(700, 2, rng)
+    w = rng.random(700)
+    w /= w.sum()
+    ref = _field(x, x, w, model)
+    got = fourier_field(x, x, w, model)
+    assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def random_model(normalized=True, beta=1.0, seed=3):
+    rng = np.random.default_rng(seed)
+    Q, K, V = (rng.standard_normal((2, 2)) / np.sqrt(2) for _ in range(3))
+    return Attention(beta=beta, d=2, Q=Q, K=K, V=V, normalized=normalized)
+
+
+@pytest.mark.parametrize("method, n", [("spectral", 128), ("fv", 128)])
+@pytest.mark.parametrize("normalized", [True, False])
+def test_mass_conservation_and_solution_interface(method, n, normalized):
+    model = random_model(normalized)
+    sol = solve(model, smooth_rho, 2.0, method=method, resolution=n, times=np.linspace(0, 2, 5))
+    assert sol.info["field"] == "kernel"
+    np.testing.assert_allclose(sol.diagnostics["mass"], 1.0, rtol=0, atol=1e-12)
+    assert sol.densities.shape == (5, n) and sol.density(4).shape == (n,)
+    mu = sol.measure(4)
+    assert isinstance(mu, Measure) and abs(mu.weights.sum() - 1) < 1e-14
+    assert len(sol) == 5 and sol.times[-1] == 2.0
+
+
+def test_fv_positivity_and_cluster_warning_in_clustering_regime():
+    model = Attention(beta=9.0, d=2)  # SA: tokens collapse into clusters
+    rng = np.random.default_rng(0)
+    phases = rng.uniform(0, 2 * np.pi, 6)
+
+    def rho0(p):
+        theta = np.arctan2(p[:, 1], p[:, 0])
+        return (1 + 0.2 * sum(np.cos(k * theta + phases[k - 1]) for k in range(1, 7)) / 6) / (
+            2 * np.pi)
+
+    with pytest.warns(UserWarning, match="cluster is narrower"):
+        sol = solve(model, rho0, 40.0, method="fv", resolution=128,
+                    times=np.linspace(0, 40, 41))
+    assert sol.densities.min() >= 0.0
+    assert "under_resolved_from" in sol.info
+    np.testing.assert_allclose(sol.diagnostics["mass"], 1.0, rtol=0, atol=1e-12)
+    cell_mass = sol.density(-1) * 2 * np.pi / 128
+    assert cell_mass.max() > 0.1  # one cell holds > 12 x its uniform share 1/128
+
+
+def test_spectral_warns_when_unresolved_and_fails_clearly():
+    model = Attention(beta=9.0, d=2)
+    with pytest.warns(UserWarning, match="no longer resolves"):
+        sol = solve(model, smooth_rho, 4.0, method="spectral", resolution=32,
+                    times=np.linspace(0, 4, 9))
+    assert sol.info["under_resolved_from"] > 0
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="no longer resolved"):
+        solve(model, smooth_rho, 15.0, method="spectral", resolution=32,
+              times=np.linspace(0, 15, 16))
+
+
+@pytest.mark.parametrize("method, n", [("spectral", 128), ("fv", 256)])
+def test_usa_energy_non_decreasing(method, n):
+    """USA, Q = K = V = I: dE/dt = int |X|^2 >= 0 while the density is resolved (the run
+    concentrates fast: T = 1.5 keeps the spectral tail below 1e-6 at n = 128)."""
+    model = Attention(beta=1.0, d=2, normalized=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an under-resolution warning would void the check
+        sol = solve(model, smooth_rho, 1.5, method=method, resolution=n,
+                    times=np.linspace(0, 1.5, 31))
+    energy = sol.diagnostics["energy"]
+    assert energy[-1] > energy[0]
+    assert np.diff(energy).min() >= 0.0
+
+
+def test_spectral_and_fv_agree_to_fv_error():
+    """FV - spectral (resolved) shrinks at the FV order 2 on a smooth problem."""
+    record = circle_spectral_vs_fv.main(resolutions=(64, 128, 256))
+    assert record.passed, record.details
+
+
+@pytest.mark.parametrize("kwargs, error, word", [
+    (dict(method="spectral", resolution=31), ValueError, "resolution"),
+    (dict(method="fv", resolution=64, cfl=0.8), ValueError, "cfl"),
+    (dict(method="fv", resolution=64, limiter="superbee"), ValueError, "limiter"),
+    (dict(method="spectral", resolution=64, field="fft"), ValueError, "rotation"),
+    (dict(method="finite-difference"), ValueError, "method"),
+])
+def test_bad_solver_arguments(kwargs, error, word):
+    with pytest.raises(error, match=word):
+        solve(random_model(), smooth_rho, 1.0, **kwargs)
+
+
+def test_bad_initial_density_and_dimension():
+    model = Attention(beta=1.0, d=2)
+    with pytest.raises(ValueError, match="integrates to 2"):
+        solve(model, lambda p: 2 * smooth_rho(p), 1.0)
+    with pytest.raises(ValueError, match="negative"):
+        solve(model, lambda p: p[:, 0], 1.0, method="fv")
+    with pytest.raises(ValueError, match="d=2"):
+        solve(Attention(beta=1.0, d=3), smooth_rho, 1.0, method="spectral")
+    with pytest.raises(TypeError, match="callable"):
+        solve(model, 3.0, 1.0)
+
+
+def test_small_mass_mismatch_is_rescaled_and_recorded():
+    model = Attention(beta=1.0, d=2)
+    sol = solve(model, lambda p: 1.004 * smooth_rho(p), 0.5, method="fv", resolution=64,
+                times=[0.0, 0.5])
+    assert abs(sol.info["initial_rescaling"] - 1 / 1.004) < 1e-12
+    np.testing.assert_allclose(sol.diagnostics["mass"], 1.0, atol=1e-13)
+
+
+def test_kuramoto_case_spectral_exponential_and_fv_order_two():
+    records = circle_kuramoto.main()
+    assert all(r.passed for r in records), [(r.case, r.measured) for r in records]
+
+
+def test_growth_rates_case_small():
+    record = circle_growth_rates.main(betas=(1.0, 9.0), modes=(1, 4))
+    assert record.passed, record.details
+
+
+def test_particles_converge_to_continuum_like_inverse_sqrt_n():
+    record = circle_particles.main(quick=True)
+    assert record.passed, (record.measured, record.details)
+
+
+@pytest.mark.slow
+def test_metastable_clusters_match_fastest_mode():
+    record = circle_metastability.main(quick=True)
+    assert record.passed, record.parameters
