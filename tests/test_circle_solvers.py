@@ -9,8 +9,8 @@ from continuum.fourier_field import fourier_field
 from continuum.fv_circle import interface_speed
 from continuum.geometry import uniform_points
 from continuum.kernels import _field
-from validation import (circle_growth_rates, circle_kuramoto, circle_metastability,
-                        circle_particles, circle_spectral_vs_fv)
+from validation import (circle_conservation, circle_growth_rates, circle_kuramoto,
+                        circle_metastability, circle_particles, circle_spectral_vs_fv)
 
 
 def rotation_model(beta, normalized, seed=0, c=1.3, alpha=0.4):
@@ -177,3 +177,8 @@ def test_particles_converge_to_continuum_like_inverse_sqrt_n():
 def test_metastable_clusters_match_fastest_mode():
     record = circle_metastability.main(quick=True)
     assert record.passed, record.parameters
+
+
+def test_conservation_case():
+    records = circle_conservation.main()
+    assert all(r.passed for r in records), [(r.case, r.measured) for r in records]

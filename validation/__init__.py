@@ -17,4 +17,5 @@ CASES = (
     "circle_spectral_vs_fv",
     "circle_particles",
     "circle_metastability",
+    "circle_conservation",
 )
