@@ -24,7 +24,7 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     method : {"spectral", "fv", "fem"}
         "spectral": Fourier pseudo-spectral + DOP853 (continuum.spectral_circle);
         "fv": positivity-preserving finite volumes + SSP-RK3 (continuum.fv_circle);
-        "fem": DOLFINx discontinuous Galerkin on S^2 (not available yet).
+        "fem": DOLFINx upwind DG + SSP-RK3 + Zhang-Shu limiter on S^2 (continuum.fem_solver).
     resolution : int
         Nodes (spectral) or cells (fv) on S^1; icosphere level on S^2.
     times : array_like
@@ -46,5 +46,5 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     if method == "fv":
         from .fv_circle import solve_fv
         return solve_fv(model, rho0, T, resolution=resolution, times=times, **options)
-    raise NotImplementedError("method='fem' (DOLFINx DG on S^2) is not implemented yet; "
-                              "use particles.simulate for d=3")
+    from .fem_solver import solve_fem
+    return solve_fem(model, rho0, T, resolution=resolution, times=times, **options)

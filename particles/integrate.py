@@ -31,9 +31,10 @@ from scipy.integrate import DOP853
 
 from continuum.initial import check_times
 from continuum.kernels import _as_points, _field
+from continuum.timestep import default_dt, field_scale
 from continuum.measure import Measure
 
-__all__ = ["simulate", "Trajectory", "default_dt"]
+__all__ = ["simulate", "Trajectory", "default_dt"]  # default_dt re-exported from continuum
 
 METHODS = ("rk4", "dop853", "layers")
 #: |R(z)| <= 1 on the negative real axis for classic RK4 iff z >= -2.785
@@ -65,17 +66,6 @@ class Trajectory:
 
     def __len__(self) -> int:
         return len(self.times)
-
-
-def field_scale(model) -> float:
-    """L_est = ||V||_2 (1 + 2 beta ||Q^T K||_2): the size of the field's Jacobian, used for the
-    default step and the stability check (a proxy, not a proven Lipschitz bound)."""
-    return float(np.linalg.norm(model.V, 2) * (1 + 2 * model.beta * np.linalg.norm(model.A, 2)))
-
-
-def default_dt(model) -> float:
-    """Default RK4 step: min(0.05, 0.1 / L_est), so that (dt L_est)^4 / 120 < 1e-6."""
-    return min(0.05, 0.1 / max(field_scale(model), 1e-300))
 
 
 class _Progress:

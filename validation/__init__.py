@@ -18,4 +18,9 @@ CASES = (
     "circle_particles",
     "circle_metastability",
     "circle_conservation",
+    # sphere (DOLFINx DG)
+    "sphere_transport",
+    "sphere_growth_rates",
+    "sphere_conservation",
+    "sphere_particles",
 )

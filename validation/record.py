@@ -17,7 +17,7 @@ class Record:
 
     ``measured`` and ``expected`` are the headline numbers; ``error`` is how far apart they
     are in the stated sense (``error_kind``: "abs", "rel", "value" when the measured number
-    itself is compared with the tolerance, "at_least" for a one-sided lower bound); ``passed`` is ``error <= tolerance``.
+    itself is compared with the tolerance, "at_least" / "at_most" for one-sided bounds); ``passed`` is ``error <= tolerance``.
     ``details`` holds the per-item table (e.g. one row per mode).
     """
 
@@ -43,9 +43,11 @@ class Record:
             self.error = abs(self.measured)
         elif self.error_kind == "at_least":  # one-sided: measured >= expected - tolerance
             self.error = max(0.0, self.expected - self.measured)
+        elif self.error_kind == "at_most":  # one-sided: measured <= expected + tolerance
+            self.error = max(0.0, self.measured - self.expected)
         else:
-            raise ValueError(f"error_kind must be 'abs', 'rel', 'value' or 'at_least', "
-                             f"got {self.error_kind}")
+            raise ValueError(f"error_kind must be 'abs', 'rel', 'value', 'at_least' or "
+                             f"'at_most', got {self.error_kind}")
         self.passed = bool(math.isfinite(self.error) and self.error <= self.tolerance)
 
     def to_json(self, path: Path) -> None:
