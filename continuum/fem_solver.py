@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .initial import MASS_ERROR, check_times
+from .initial import MASS_ERROR, check_times, evaluate_density
 from .kernels import _field
 from .timestep import default_dt
 from .spectral_circle import finish_solution
@@ -76,9 +76,7 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     T, times = check_times(T, times)
     wall = _time.perf_counter()
     dg = SphereDG(resolution, degree=degree, comm=comm, quadrature_degree=quadrature_degree)
-    state = dg.interpolate(_checked(rho0))
-    if dg.global_min(state[dg.cell_dofs.ravel()]) < 0:
-        raise ValueError("rho0 returned negative densities")
+    state = dg.interpolate(lambda p: evaluate_density(rho0, p))
     total = dg.total_mass(state)
     # the flat polyhedron's area is 4 pi (1 - O(h^2)): judge the integral relative to it
     geometric = dg.comm.allreduce(dg.cell_area.sum()) / (4 * np.pi)
@@ -144,19 +142,6 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
                 Path(output) / "density_final.png", points, cells_out[-1],
                 title=f"density at t = {times[-1]:g} (DG{degree}, level {resolution})")
     return finish_solution(model, times, points, areas, cells_out, info)
-
-
-def _checked(rho0):
-    def values(p):
-        v = np.asarray(rho0(p), dtype=np.float64)
-        if v.shape != (len(p),):
-            raise ValueError(f"rho0 must map points (M, 3) to densities (M,), got shape "
-                             f"{v.shape} for M={len(p)}")
-        if not np.all(np.isfinite(v)):
-            raise ValueError("rho0 returned non-finite values (NaN or inf)")
-        return v
-
-    return values
 
 
 def _vtx_path(output):

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["nodal_density", "check_times", "MASS_ERROR"]
+__all__ = ["evaluate_density", "nodal_density", "check_times", "MASS_ERROR"]
 
 #: |int rho0 - 1| above this is an error: quadrature and geometry explain far less
 MASS_ERROR = 1e-2
 
 
-def nodal_density(rho0, points: np.ndarray, quadrature: np.ndarray):
-    """Evaluate ``rho0`` at the nodes and rescale it to unit discrete mass.
-
-    Returns (values, factor) with values = factor * rho0(points) and
-    sum(values * quadrature) = 1. Raises ValueError naming rho0 if it is not a callable
-    returning finite, non-negative densities (M,), or if its discrete integral is farther
-    than MASS_ERROR from 1 (the message says what it integrates to).
-    """
+def evaluate_density(rho0, points: np.ndarray) -> np.ndarray:
+    """rho0(points) checked: a callable returning finite, non-negative densities (M,)."""
     if not callable(rho0):
         raise TypeError(f"rho0 must be a callable mapping points (M, d) to densities (M,), "
                         f"got {type(rho0).__name__}")
@@ -30,6 +24,18 @@ def nodal_density(rho0, points: np.ndarray, quadrature: np.ndarray):
         raise ValueError("rho0 returned non-finite values (NaN or inf)")
     if np.any(values < 0):
         raise ValueError(f"rho0 returned negative densities (min {values.min():.3g})")
+    return values
+
+
+def nodal_density(rho0, points: np.ndarray, quadrature: np.ndarray):
+    """Evaluate ``rho0`` at the nodes and rescale it to unit discrete mass.
+
+    Returns (values, factor) with values = factor * rho0(points) and
+    sum(values * quadrature) = 1. Raises ValueError naming rho0 if it is not a callable
+    returning finite, non-negative densities (M,), or if its discrete integral is farther
+    than MASS_ERROR from 1 (the message says what it integrates to).
+    """
+    values = evaluate_density(rho0, points)
     total = float(values @ quadrature)
     if abs(total - 1.0) > MASS_ERROR:
         raise ValueError(f"rho0 must be a probability density w.r.t. the surface measure: "

@@ -119,3 +119,10 @@ def test_conservation_case_mass_and_positivity():
 def test_particles_approach_fem_solution():
     record = sphere_particles.main(quick=True)
     assert record.passed, (record.measured, record.details)
+
+
+def test_negative_or_non_callable_density_is_refused():
+    with pytest.raises(ValueError, match="negative"):
+        solve(Attention(beta=1.0, d=3), lambda p: p[:, 0], 0.1, method="fem", resolution=2)
+    with pytest.raises(TypeError, match="callable"):
+        solve(Attention(beta=1.0, d=3), 0.5, 0.1, method="fem", resolution=2)

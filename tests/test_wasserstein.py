@@ -15,7 +15,7 @@ def test_diracs_and_identity():
     assert np.isclose(wasserstein_sphere(mu, nu, p=1, cost="chordal"),
                       2 * np.sin(angle / 2), rtol=1e-12)
     pts = Measure(uniform_points(50, 3, np.random.default_rng(0)))
-    assert wasserstein_sphere(pts, pts) < 1e-7
+    assert wasserstein_sphere(pts, pts) <= 1e-12  # stable chord-based cost
 
 
 def test_rotation_moves_every_atom_by_the_angle():

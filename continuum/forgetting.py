@@ -1,0 +1,126 @@
+"""Forgetting runs: the base model and a fine-tuned (perturbed) model moved from the same initial
+measure, and how far apart they drift.
+
+Observables (DESIGN.md section 1):
+
+* deviation D(t) = W_p(mu_t, nu_t) between base (mu) and fine-tuned (nu) measures, geodesic
+  (arc-length) ground cost; exact on S^1 (circular CDF), exact optimal transport (POT) on S^2
+  and in higher dimension. ``W_1`` and ``W_2`` are both reported;
+* time to deviation T_dev(delta) = inf {t : D(t) >= delta}, linearly interpolated between
+  saved times (infinite if never reached within the run).
+
+Backends: "particles" (any d, N tokens sampled from rho0 or given), "spectral" and "fv"
+(S^1), "fem" (S^2). The same initial measure is used for both runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .theory import gronwall_bound, lipschitz_constants
+from .wasserstein import wasserstein_circle, wasserstein_sphere
+
+__all__ = ["deviation", "time_to_deviation", "forgetting_run", "ForgettingRun", "BACKENDS"]
+
+BACKENDS = ("particles", "spectral", "fv", "fem")
+
+
+def deviation(base, tuned, p: int = 2) -> np.ndarray:
+    """D(t_i) = W_p(base.measure(i), tuned.measure(i)) with geodesic ground cost, for every
+    saved time of two runs (Trajectory or Solution) with the same saved times."""
+    if len(base.times) != len(tuned.times) or np.any(base.times != tuned.times):
+        raise ValueError("base and tuned runs must have the same saved times")
+    out = np.empty(len(base.times))
+    for i in range(len(out)):
+        mu, nu = base.measure(i), tuned.measure(i)
+        out[i] = wasserstein_circle(mu, nu, p) if mu.d == 2 else wasserstein_sphere(mu, nu, p)
+    return out
+
+
+def time_to_deviation(times, D, delta: float) -> float:
+    """First time D reaches ``delta`` (linear interpolation between saved times), inf if never."""
+    times, D = np.asarray(times, dtype=float), np.asarray(D, dtype=float)
+    if delta <= 0:
+        raise ValueError(f"delta must be > 0, got {delta}")
+    hit = np.nonzero(D >= delta)[0]
+    if hit.size == 0:
+        return float("inf")
+    k = hit[0]
+    if k == 0:
+        return float(times[0])
+    t0, t1, d0, d1 = times[k - 1], times[k], D[k - 1], D[k]
+    return float(t0 + (delta - d0) * (t1 - t0) / (d1 - d0))
+
+
+@dataclass
+class ForgettingRun:
+    """Base and fine-tuned runs from one initial measure, and their deviation."""
+
+    times: np.ndarray
+    deviation_w2: np.ndarray
+    deviation_w1: np.ndarray
+    base: object
+    tuned: object
+    delta_norm: float
+    gronwall: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def time_to_deviation(self, delta: float, p: int = 2) -> float:
+        """T_dev(delta) for D = W_p (p = 1 or 2)."""
+        return time_to_deviation(self.times, self.deviation_w2 if p == 2 else self.deviation_w1,
+                                 delta)
+
+
+def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float = 10.0,
+                   times=None, n: int = 1000, x0=None, seed=0, resolution=None,
+                   **options) -> ForgettingRun:
+    """Run ``model`` (base) and ``tuned`` from the same initial measure and measure D(t).
+
+    Parameters
+    ----------
+    model, tuned : Attention
+        Base and fine-tuned models (e.g. ``tuned = model.perturbed(V=lora_update(...))``),
+        same d.
+    backend : {"particles", "spectral", "fv", "fem"}
+    rho0 : callable or None
+        Initial density (continuum backends: required; particles: sampled, default uniform).
+    T, times : horizon and saved times.
+    n, x0, seed : particles: number of tokens, or the tokens themselves, and the sampling seed.
+    resolution : continuum resolution (see ``continuum.solve``).
+    **options : passed to ``particles.simulate`` or ``continuum.solve``.
+    """
+    from .solve import solve
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if tuned.d != model.d:
+        raise ValueError(f"base has d={model.d}, tuned has d={tuned.d}")
+    if times is None:
+        times = np.linspace(0.0, T, 51)
+    if backend == "particles":
+        from particles import sample, simulate
+
+        if x0 is None:
+            x0 = sample(rho0 if rho0 is not None else "uniform", n=n, d=model.d, seed=seed)
+        base = simulate(model, x0, T, times=times, **options)
+        fine = simulate(tuned, x0, T, times=times, **options)
+    else:
+        if rho0 is None:
+            raise ValueError(f"backend={backend!r} needs rho0 (a density callable)")
+        base = solve(model, rho0, T, method=backend, resolution=resolution, times=times,
+                     **options)
+        fine = solve(tuned, rho0, T, method=backend, resolution=resolution, times=times,
+                     **options)
+    delta_norm = float(np.linalg.norm(tuned.V - model.V, 2))
+    w2 = deviation(base, fine, p=2)
+    w1 = deviation(base, fine, p=1)
+    bound = gronwall_bound(model, delta_norm, base.times) if delta_norm > 0 else \
+        np.zeros(len(base.times))
+    info = {"backend": backend, "lipschitz": lipschitz_constants(model),
+            "cost": "geodesic (arc length)", "Q_or_K_changed":
+            bool(np.any(tuned.A != model.A))}
+    return ForgettingRun(times=np.asarray(base.times), deviation_w2=w2, deviation_w1=w1,
+                         base=base, tuned=fine, delta_norm=delta_norm, gronwall=bound,
+                         info=info)
