@@ -51,10 +51,11 @@ class SphereDG:
         Polynomial degree p of the density (1 or 2).
     comm : mpi4py communicator (default COMM_WORLD)
     quadrature_degree : int
-        Degree of the triangle rule for the source measure of the nonlocal field.
+        Degree of the triangle rule for the source measure of the nonlocal field (1: the
+        centroid rule, one source per cell).
     """
 
-    def __init__(self, level: int, degree: int = 1, comm=None, quadrature_degree: int = 2):
+    def __init__(self, level: int, degree: int = 1, comm=None, quadrature_degree: int = 1):
         from mpi4py import MPI  # before dolfinx
 
         import basix
