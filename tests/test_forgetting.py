@@ -99,3 +99,17 @@ def test_forgetting_run_on_circle_solver_and_errors():
     with pytest.raises(ValueError, match="saved times"):
         deviation(run.base, run.base.__class__(**{**run.base.__dict__,
                                                   "times": run.base.times + 1}))
+
+
+def test_validation_norm_transition_eps_c_equals_gap():
+    from validation import forgetting_norm_transition
+
+    record = forgetting_norm_transition.main(quick=True)
+    assert record.passed, record.details
+
+
+def test_validation_depth_transition_and_bounds():
+    from validation import forgetting_bounds, forgetting_depth_transition
+
+    records = forgetting_depth_transition.main() + forgetting_bounds.main(quick=True)
+    assert all(r.passed for r in records), [(r.case, r.measured) for r in records]

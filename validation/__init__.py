@@ -23,4 +23,8 @@ CASES = (
     "sphere_growth_rates",
     "sphere_conservation",
     "sphere_particles",
+    # forgetting (LoRA)
+    "forgetting_bounds",
+    "forgetting_norm_transition",
+    "forgetting_depth_transition",
 )
