@@ -1,30 +1,45 @@
-"""Command line: ``meanfield demo`` runs the default study."""
+"""Command line.
+
+    meanfield demo [--out DIR] [--workers N]     the default study (embedded config)
+    meanfield run STUDY.toml [--out DIR] [--workers N]
+"""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
-
-from continuum.demo import DEFAULTS, run_demo
 
 
 def main(argv=None) -> int:
+    from continuum.study import DEFAULT_STUDY, ConfigError, load_study, run_study, \
+        validate_config
+
     parser = argparse.ArgumentParser(prog="meanfield", description="Mean-field self-attention "
-                                     "on the sphere: continuum solvers, particles, validation.")
+                                     "on the sphere: LoRA forgetting studies.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the default study (base vs LoRA, particles on S^2)")
-    demo.add_argument("--out", default="meanfield-out",
-                      help="output folder (default: ./meanfield-out)")
-    for key in ("n", "n_times", "lora_rank", "seed"):
-        demo.add_argument(f"--{key.replace('_', '-')}", dest=key, type=int,
-                          help=f"default {DEFAULTS[key]}")
-    for key in ("T", "beta", "lora_norm"):
-        demo.add_argument(f"--{key.replace('_', '-')}", dest=key, type=float,
-                          help=f"default {DEFAULTS[key]}")
+    demo = sub.add_parser("demo", help="run the default study: forgetting phase diagram on "
+                          "S^1 (finite volumes + particle cross-check), about a minute")
+    run = sub.add_parser("run", help="run a study from a TOML config")
+    run.add_argument("study", help="path of the TOML study file")
+    for p in (demo, run):
+        p.add_argument("--out", help="output folder (default: the config's study.output; "
+                       "demo: ./meanfield-out/demo)")
+        p.add_argument("--workers", type=int, help="worker processes (default: config)")
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        options = {k: getattr(args, k) for k in DEFAULTS}
-        run_demo(out=args.out, **options)
+    try:
+        if args.command == "demo":
+            cfg = validate_config(copy.deepcopy(DEFAULT_STUDY))
+        else:
+            cfg = load_study(args.study)
+        if args.out:
+            cfg["study"]["output"] = args.out
+        if args.workers:
+            cfg["study"]["workers"] = args.workers
+    except ConfigError as err:
+        print(f"meanfield: invalid study: {err}", file=sys.stderr)
+        return 2
+    run_study(cfg)
     return 0
 
 
