@@ -113,3 +113,20 @@ def test_validation_depth_transition_and_bounds():
 
     records = forgetting_depth_transition.main() + forgetting_bounds.main(quick=True)
     assert all(r.passed for r in records), [(r.case, r.measured) for r in records]
+
+
+def test_paper_observables_cluster_then_bifurcate():
+    from continuum.paper_observables import cluster_times, reference_clusters
+    from validation import paper_observables
+
+    record = paper_observables.main(quick=True)
+    acc = [r for r in record.details if r["method"] == "accurate"]
+    assert all(np.isfinite(r["time_cluster"]) and r["time_bifurcation"] > r["time_cluster"]
+               for r in acc)
+    # time bifurcation roughly halves when eps doubles
+    assert 1.6 < acc[0]["time_bifurcation"] / acc[1]["time_bifurcation"] < 2.4
+    # the helpers on a hand-made path: a token at the centre, then leaving it
+    centres = reference_clusters(np.array([[1.0, 0, 0], [1.0, 0, 0]]), 0.1)
+    assert centres.shape == (1, 3)
+    path = np.array([[[0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0]], [[np.cos(0.2), np.sin(0.2), 0.0]]])
+    assert cluster_times(np.array([0.0, 1.0, 2.0]), path, centres, 0.1) == (1.0, 2.0)

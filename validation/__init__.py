@@ -27,4 +27,5 @@ CASES = (
     "forgetting_bounds",
     "forgetting_norm_transition",
     "forgetting_depth_transition",
+    "paper_observables",
 )
