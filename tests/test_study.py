@@ -126,3 +126,10 @@ def test_demo_default_study_runs(tmp_path):
     norms = ds["norm"].values
     assert np.all(np.isinf(tdev[norms < 0.2])) and np.all(np.isfinite(tdev[norms > 0.2]))
     ds.close()
+
+
+def test_continuum_and_particles_deviation_agree_quick():
+    from validation import forgetting_continuum_vs_particles
+
+    record = forgetting_continuum_vs_particles.main(quick=True)
+    assert record.passed, record.details

@@ -28,4 +28,5 @@ CASES = (
     "forgetting_norm_transition",
     "forgetting_depth_transition",
     "paper_observables",
+    "forgetting_continuum_vs_particles",
 )
