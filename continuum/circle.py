@@ -8,6 +8,8 @@ polynomials of degree < n.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .geometry import angles_to_circle
@@ -75,6 +77,17 @@ def is_rotation_kernel(A: np.ndarray, tol: float = 1e-14):
 FFT_MAX_BETA_C = 9.0
 
 
+@lru_cache(maxsize=32)
+def _kernel_fft(n: int, beta_c: float, alpha: float, shift: float) -> np.ndarray:
+    """FFT of K_l = e^{beta c (cos(2 pi l / n + shift - alpha) - 1)}, the circular-convolution
+    kernel between equispaced sources and targets shifted by ``shift`` (cached: it depends on
+    the model and the grid only, not on the density)."""
+    lag = 2 * np.pi * np.arange(n) / n + shift  # target i minus source j = lag_{i-j}
+    out = np.fft.fft(np.exp(beta_c * (np.cos(lag - alpha) - 1.0)))
+    out.setflags(write=False)
+    return out
+
+
 def choose_path(model, path: str = "auto") -> str:
     """Resolve ``"auto"`` to "fft" or "kernel"; check that "fft" is possible."""
     if path not in ("auto", "fft", "kernel"):
@@ -114,8 +127,7 @@ def circle_velocity(model, theta: np.ndarray, masses: np.ndarray, path: str = "a
             field = field * total
         return np.einsum("ij,ij->i", field, tau), path
     c, alpha = is_rotation_kernel(model.A)
-    lag = theta - theta[0] + target_shift  # target i minus source j = lag_{i-j}
-    kern_hat = np.fft.fft(np.exp(model.beta * c * (np.cos(lag - alpha) - 1.0)))
+    kern_hat = _kernel_fft(theta.size, float(model.beta * c), alpha, float(target_shift))
 
     def conv(f):
         return np.fft.ifft(kern_hat * np.fft.fft(f)).real

@@ -121,9 +121,6 @@ class SphereDG:
         self._src_points = (src_x / np.linalg.norm(src_x, axis=2, keepdims=True)).reshape(-1, 3)
         # weight of point q in cell K: |K| w_q / |reference triangle| (flat cells: affine map)
         self._src_area = (self.cell_area[:, None] * (swts / swts.sum())[None, :]).reshape(-1)
-        # values of rho at the DG nodes are the dofs themselves (Lagrange); the limiter checks
-        # the nodes and, for p = 2, also the quadrature points of the averages
-        self._node_check_expr = self._avg_expr if degree == 2 else None
         self.h_min = self._min_edge_length()
         self.velocity_targets = self.W.tabulate_dof_coordinates()
 
@@ -200,13 +197,13 @@ class SphereDG:
                 update_velocity(a)
             return self.rhs(a)
 
-        lim = self.limit if limiter else (lambda a: a)
-        s1 = lim(array + dt * stage(array))
-        m1 = self.global_min(self.cell_averages(s1))
-        s2 = lim(0.75 * array + 0.25 * (s1 + dt * stage(s1)))
-        m2 = self.global_min(self.cell_averages(s2))
-        out = lim(array / 3.0 + (2.0 / 3.0) * (s2 + dt * stage(s2)))
-        m3 = self.global_min(self.cell_averages(out))
+        def finish(a):  # (limited state, min cell average); the limiter keeps the averages
+            a, avg = self.limit(a) if limiter else (a, self.cell_averages(a))
+            return a, self.global_min(avg)
+
+        s1, m1 = finish(array + dt * stage(array))
+        s2, m2 = finish(0.75 * array + 0.25 * (s1 + dt * stage(s1)))
+        out, m3 = finish(array / 3.0 + (2.0 / 3.0) * (s2 + dt * stage(s2)))
         return out, min(m1, m2, m3)
 
     # ------------------------------------------------------------------ operators
@@ -228,8 +225,10 @@ class SphereDG:
         self._rhs_vec.x.scatter_forward()
         return self._rhs_vec.x.array.copy()
 
-    def limit(self, array) -> np.ndarray:
-        """Zhang-Shu scaling towards the cell average where a nodal value is negative."""
+    def limit(self, array):
+        """Zhang-Shu scaling towards the cell average where a nodal value is negative.
+
+        Returns (limited local dof array, cell averages), the averages being unchanged."""
         out = array.copy()
         d = self.cell_dofs
         vals = out[d]
@@ -244,7 +243,7 @@ class SphereDG:
             theta = np.minimum(theta, 1.0)
             out[d] = avg[:, None] + theta[:, None] * (vals - avg[:, None])
         self.set_state(out)
-        return self.rho.x.array.copy()
+        return self.rho.x.array.copy(), avg
 
     def global_min(self, values) -> float:
         from mpi4py import MPI

@@ -2,17 +2,18 @@
 base and fine-tuned dynamics, the implied lower bound on the time to deviation, and the
 spectral-gap picture for concentrated data.
 
-Lipschitz constants (DESIGN.md section 1). Write a = beta ||Q^T K||_2 and let the field be
+Lipschitz constants (DESIGN.md section 1; the sketch below motivates them, it is not a
+full proof). Write a = beta ||Q^T K||_2 and let the field be
 X[mu](x) = P_x^perp V m[mu](x), with m the attention average of y (SA: the softmax weights
 w(x, y) = e^{beta <x, A y>} / Z(x), a probability density in y; USA: the kernel itself).
 
-* SA, in x: grad_x m = beta Cov_w(y, y) A^T x-derivative, |Cov_w| <= 1 on the sphere, so
-  |grad_x m| <= a; with the projection (|d P_x| <= 2 |V y|... bounded by |V|) this gives
-  L_x <= ||V|| (1 + a).
+* SA, in x: the softmax average m(x) = int y w(x, y) dmu(y) has
+  grad_x m = beta Cov_w(y) A (a covariance of unit vectors, norm <= 1), so |grad_x m| <= a;
+  the projection P_x^perp adds at most |V m| <= ||V||: L_x <= ||V|| (1 + a).
 * SA, in mu (W_1): moving mass from y to y' changes numerator and normaliser; with
   e^{-a} <= e^{beta <x, A y>} <= e^{a} the ratio of extreme weights is e^{2a}, and the
-  Lipschitz constant of y -> w(x, y) y is at most (1 + 2a) times that ratio:
-  L_mu <= ||V|| e^{2a} (1 + 2a).
+  Lipschitz constant of y -> e^{beta <x, A y>} y is at most (1 + a) e^a, giving (with the
+  normaliser) L_mu <= ||V|| e^{2a} (1 + 2a).
 * USA: no normaliser; |e^{beta <x, A y>} y| <= e^a and its derivative in x or y is at most
   a e^a, so L_x, L_mu <= ||V|| e^a (1 + a), and a perturbation Delta of V forces the field by
   at most ||Delta|| e^a.

@@ -27,10 +27,9 @@ def test_solid_body_rotation_second_order_and_mass():
 
 
 def test_growth_rates_errors_decrease_under_refinement():
+    """Quick version (levels 2, 3); the 1e-3 claim at level 5 is the slow test below."""
     record = sphere_growth_rates.main(quick=True)
     assert record.parameters["errors_decrease_with_level"], record.details
-    # level 3: O(h^2) errors of a few 1e-3 at most (measured 0.3e-3 to 2.5e-3)
-    assert all(r["rel_error"] < 1e-2 for r in record.details if r["level"] == 3)
 
 
 @pytest.mark.slow
