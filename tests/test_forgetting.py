@@ -108,6 +108,15 @@ def test_validation_norm_transition_eps_c_equals_gap():
     assert record.passed, record.details
 
 
+def test_continuum_threshold_band_contains_gap_and_shrinks_first_order():
+    from validation import forgetting_continuum_threshold as case
+
+    records = case.main(quick=True)
+    assert all(r.passed for r in records), [(r.claim, r.measured, r.details) for r in records]
+    # the classifier on either side of a wide margin: e1 wins well below g, e2 well above
+    assert case.classify(2, 0.2, 0.0, 128) == -1 and case.classify(2, 0.2, 0.4, 128) == 1
+
+
 def test_validation_depth_transition_and_bounds():
     from validation import forgetting_bounds, forgetting_depth_transition
 

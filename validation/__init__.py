@@ -26,6 +26,7 @@ CASES = (
     # forgetting (LoRA)
     "forgetting_bounds",
     "forgetting_norm_transition",
+    "forgetting_continuum_threshold",
     "forgetting_depth_transition",
     "paper_observables",
     "forgetting_continuum_vs_particles",
