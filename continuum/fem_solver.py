@@ -1,7 +1,8 @@
 """Mean-field attention on S^2 with the DOLFINx DG discretisation (``solve(method="fem")``).
 
-At every Runge-Kutta stage the attention field is evaluated by the Numba kernel at the mesh
-vertices (where the vector-P1 velocity lives) from the quadrature measure of the current
+At every Runge-Kutta stage the attention field is evaluated (by the Numba kernel, or for a
+zonal kernel Q^T K = c R by its spherical-harmonic expansion, ``continuum.harmonic_field``) at
+the mesh vertices (where the vector-P1 velocity lives) from the quadrature measure of the current
 density (points = quadrature points of the cells projected to S^2, weights =
 max(rho, 0) |K| w_q; see ``SphereDG.quadrature_measure``), and handed to the DG form as a
 Function. Everything else is ``continuum.dg_sphere``: upwind DG_p, SSP-RK3, Zhang-Shu limiter.
@@ -18,16 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from .harmonic_field import HARMONIC_MAX_KAPPA, HarmonicField, harmonic_degree, zonal_factor
 from .initial import MASS_ERROR, check_times, evaluate_density
 from .kernels import _field
 from .timestep import default_dt
 from .spectral_circle import finish_solution
 
-__all__ = ["solve_fem"]
+__all__ = ["solve_fem", "choose_sphere_path"]
 
 
 def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limiter=True,
-              quadrature_degree=1, max_dt=None, progress=False, output=None, comm=None):
+              quadrature_degree=1, max_dt=None, progress=False, output=None, comm=None,
+              field="auto"):
     """DG solution of d/dt rho + div_S(rho X[rho]) = 0 on the level-``resolution`` icosphere.
 
     Parameters
@@ -59,6 +62,12 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         Folder for a VTX file (``density.bp``, ParaView opens it) with rho at the saved times
         and a PNG (Mollweide map) of the final cell averages (``density_final.png``).
     comm : MPI communicator (default COMM_WORLD)
+    field : {"auto", "kernel", "harmonic"}
+        How the nonlocal field is evaluated: "kernel" = the direct Numba kernel,
+        O(cells x vertices) per stage; "harmonic" = spherical-harmonic expansion of a zonal
+        kernel (Q^T K = c R, R orthogonal; ``continuum.harmonic_field``),
+        O((cells + vertices) (L + 1)^2); "auto" = harmonic when possible, beta c <= 9 and
+        the harmonic tables fit in 2 GiB, else kernel.
     """
     from .dg_sphere import SphereDG
 
@@ -89,15 +98,21 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     # the CFL step follows |u|, which is tiny near a stationary state although the dynamics
     # there evolve on the time scale 1/L: cap the step as the particle integrator does
     max_dt = default_dt(model) if max_dt is None else float(max_dt)
+    path = {"field": None}
 
     def update_velocity(array):
         pts, w = dg.quadrature_measure(array)
         mass = w.sum()
-        field = _field(dg.velocity_targets, pts, w / mass, model)
+        if path["field"] is None:  # the source points are fixed: decide (and tabulate) once
+            path["name"] = choose_sphere_path(model, field, len(dg.velocity_targets) + len(pts))
+            path["field"] = (HarmonicField(dg.velocity_targets, pts, model)
+                             if path["name"] == "harmonic" else
+                             lambda weights: _field(dg.velocity_targets, pts, weights, model))
+        values = path["field"](w / mass)
         if not model.normalized:
-            field = field * mass
-        dg.set_velocity(field)
-        speed["max"] = dg.global_max(np.linalg.norm(field, axis=1))
+            values = values * mass
+        dg.set_velocity(values)
+        speed["max"] = dg.global_max(np.linalg.norm(values, axis=1))
 
     writer = _writer(dg, output)
     cells_out = np.empty((times.size, dg.comm.allreduce(dg.n_owned_cells)))
@@ -129,7 +144,7 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     points = dg.gather_cells(dg.cell_centroid)
     areas = dg.gather_cells(dg.cell_area)
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,
-            "limiter": limiter, "steps": steps, "step_halvings": halvings, "h_min": dg.h_min,
+            "limiter": limiter, "field": path["name"], "steps": steps, "step_halvings": halvings, "h_min": dg.h_min,
             "cells": int(len(areas)), "discrete_area": float(areas.sum()),
             "initial_rescaling": 1.0 / total, "mpi_size": dg.comm.size,
             "wall_time_s": _time.perf_counter() - wall}
@@ -142,6 +157,21 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
                 Path(output) / "density_final.png", points, cells_out[-1],
                 title=f"density at t = {times[-1]:g} (DG{degree}, level {resolution})")
     return finish_solution(model, times, points, areas, cells_out, info)
+
+
+def choose_sphere_path(model, field: str = "auto", n_points: int = 0) -> str:
+    """Resolve the nonlocal-field path ("kernel" or "harmonic") for ``solve_fem``."""
+    if field not in ("auto", "kernel", "harmonic"):
+        raise ValueError(f"field must be 'auto', 'kernel' or 'harmonic', got {field!r}")
+    zonal = zonal_factor(model.A)
+    if field == "harmonic" and zonal is None:
+        raise ValueError("field='harmonic' needs Q^T K = c R with R orthogonal (zonal kernel)")
+    if field != "auto":
+        return field
+    if zonal is None or model.beta * zonal[0] > HARMONIC_MAX_KAPPA:
+        return "kernel"
+    L = harmonic_degree(model.beta * zonal[0])
+    return "harmonic" if n_points * (L + 1) ** 2 * 8 <= 2 * 2**30 else "kernel"
 
 
 def _vtx_path(output):

@@ -27,7 +27,8 @@ Pass: g lies inside the measured band (widened by one bisection width) in every 
 S^1 the band width shrinks with n at a fitted order within 0.3 of the model's order 1.
 Cases: FV n = 128, 256, 512 for g in {0.1, 0.2, 0.4} (6 steps); DG1 level 3 and level 4 for
 g = 0.2 (level 3 pins the cluster over all of [0, 2g]; level 4, 3 steps, resolves a band).
-Runtime: about 6 minutes for FV plus about 25 minutes for DG level 4 (8 runs of T = 15).
+Runtime: about 6 minutes for FV plus about 8 minutes for DG level 4 (8 runs of T = 15, about
+a minute each with the spherical-harmonic field).
 """
 
 from __future__ import annotations
@@ -122,9 +123,9 @@ def band(d, g, resolution, steps, verbose=False):
 
 
 def main(out_dir=None, quick=False, gaps=(0.1, 0.2, 0.4), fv_resolutions=(128, 256, 512),
-         dg_cases=((3, 0.2, 0), (4, 0.2, 3)), steps=6, verbose=False):
+         dg_cases=((3, 0.2, 0), (4, 0.2, 3)), steps=6, verbose=True):
     """FV: every gap at every resolution, ``steps`` bisection steps per edge.
-    DG: ``dg_cases`` = (level, g, steps) (a level-4 run takes about 3 minutes)."""
+    DG: ``dg_cases`` = (level, g, steps) (a level-4 run takes about a minute)."""
     if quick:
         gaps, fv_resolutions, dg_cases, steps = (0.2,), (128, 256), (), 5
     cases = [(2, res, g, steps) for res in fv_resolutions for g in gaps]
