@@ -26,7 +26,8 @@ reported as unresolved (eps_- <= 0 or eps_+ >= 2g).
 Pass: g lies inside the measured band (widened by one bisection width) in every case, and on
 S^1 the band width shrinks with n at a fitted order within 0.3 of the model's order 1.
 Cases: FV n = 128, 256, 512 for g in {0.1, 0.2, 0.4} (6 steps); DG1 level 3 and level 4 for
-g = 0.2 (level 3 pins the cluster over all of [0, 2g]; level 4, 3 steps, resolves a band).
+g = 0.2 (level 3 without bisection: the cluster is pinned already at eps = 0 and moves to e2
+at eps = 2g; level 4, 3 steps, resolves a band).
 Runtime: about 6 minutes for FV plus about 8 minutes for DG level 4 (8 runs of T = 15, about
 a minute each with the spherical-harmonic field).
 """
