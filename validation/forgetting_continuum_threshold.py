@@ -43,17 +43,12 @@ import numpy as np
 import scipy.special
 
 from continuum import Attention, solve
+from validation.forgetting_norm_transition import gapped_V
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 
 NAME = "forgetting_continuum_threshold"
 THETA0 = 0.6  # bump centre (rad from e1 towards e2): generic, drift near its fastest (pi/4)
-
-
-def gapped_V(d, g, eps):
-    V = np.diag([1.0] + [1.0 - k * g for k in range(1, d)])
-    V[1, 1] += eps
-    return V
 
 
 def bump(d):
@@ -82,7 +77,9 @@ def classify(d, g, eps, resolution, T=None, beta=1.0, verbose=False):
     The window is [5, T] (T = 20 on S^1, 15 on S^2): after the bump has collapsed."""
     T = T if T is not None else (20.0 if d == 2 else 15.0)
     start = 5.0
-    model = Attention(beta=beta, d=d, V=gapped_V(d, g, eps))
+    V = gapped_V(d, g)
+    V[1, 1] += eps  # V + Delta, Delta = eps e2 e2^T
+    model = Attention(beta=beta, d=d, V=V)
     method = "fv" if d == 2 else "fem"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "cluster collapsed into one cell"
