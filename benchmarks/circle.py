@@ -6,7 +6,7 @@ Measured for SA, beta = 4, Q = K = V = I, rho = (1 + 0.5 cos theta) / (2 pi) on 
 * time per RHS evaluation (best of REPEATS batches of >= 20 ms after a warm-up call) of
   ``spectral_rhs`` and ``fv_rhs`` (MC limiter), with ``path="fft"`` (FFT convolution,
   O(n log n)) and ``path="kernel"``. "kernel" is the Numba O(n^2) quadrature, forced at every
-  n: ``kernels._field`` as shipped switches to the O(n L) Fourier expansion once
+  n: ``circle.field.circle_velocity`` as shipped switches to the O(n L) Fourier expansion once
   n^2 >= ``FOURIER_MIN_PAIRS`` (n >= 2048); that as-shipped path is timed as well where it
   differs ("kernel shipped", RHS only);
 * time per step: spectral = 12 x RHS (DOP853 stage count; a proxy, since the number of
@@ -35,14 +35,14 @@ os.environ["NUMBA_NUM_THREADS"] = "1"
 
 import numpy as np  # noqa: E402
 
-import continuum.kernels as ck  # noqa: E402
-from continuum.circle import grid  # noqa: E402
-from continuum.fv_circle import fv_rhs  # noqa: E402
+import continuum.circle.field as ck  # noqa: E402
+from continuum.circle.fv import fv_rhs  # noqa: E402
+from continuum.circle.grid import grid  # noqa: E402
+from continuum.circle.spectral import spectral_rhs  # noqa: E402
 from continuum.model import Attention  # noqa: E402
-from continuum.spectral_circle import spectral_rhs  # noqa: E402
 
 NS, REPEATS, BETA, CFL, DOP853_STAGES = (64, 128, 256, 512, 1024, 2048, 4096), 9, 4.0, 0.45, 12
-SHIPPED = ck.FOURIER_MIN_PAIRS  # pairs from which _field uses the Fourier expansion
+SHIPPED = ck.FOURIER_MIN_PAIRS  # pairs from which circle_velocity uses the Fourier expansion
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -1,6 +1,6 @@
 """Benchmark of the DOLFINx DG sphere solver: cost of one SSP-RK3 step against the mesh level,
 split into the nonlocal field (quadrature measure + field at the vertices, by the direct Numba
-kernel and by the spherical-harmonic expansion of continuum.harmonic_field, whose tables are
+kernel and by the spherical-harmonic expansion of continuum.sphere.harmonic, whose tables are
 built once per mesh and not timed here) and the FEM part (DOLFINx vector assembly +
 block-diagonal inverse mass, Zhang-Shu limiter and cell averages). The kernel/harmonic ratio is
 measured in the same run.
@@ -41,9 +41,9 @@ def best_of(fn, repeats=5):
 
 def measure(level):
     from continuum import Attention
-    from continuum.dg_sphere import SphereDG
-    from continuum.harmonic_field import HarmonicField
-    from continuum.kernels import _field
+    from continuum.kernels import attention_field
+    from continuum.sphere.dg import SphereDG
+    from continuum.sphere.harmonic import HarmonicField
 
     model = Attention(beta=1.0, d=3)
     dg = SphereDG(level)
@@ -51,7 +51,8 @@ def measure(level):
 
     def field():
         pts, w = dg.quadrature_measure(state)
-        dg.set_velocity(_field(dg.velocity_targets, pts, w / w.sum(), model))
+        dg.set_velocity(attention_field(dg.velocity_targets, pts, w / w.sum(), model,
+                                        method="direct", check=False))
 
     pts0, _ = dg.quadrature_measure(state)
     harmonic = HarmonicField(dg.velocity_targets, pts0, model)

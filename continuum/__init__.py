@@ -1,6 +1,6 @@
 """Mean-field self-attention on the sphere: model, measures, kernels, continuum solvers.
 
-Public API (DESIGN.md section 3)::
+Public API (docs/design.md, section 3)::
 
     from continuum import Attention, Measure, lora_update, solve
 """

@@ -1,6 +1,7 @@
-"""Numba kernels for the nonlocal attention term (one kernel for particles and continuum).
+"""Direct summation of the nonlocal attention term (Numba): the O(M N) reference.
 
-The central routine evaluates, at target points x_i, the field of a weighted source cloud
+The public entry is :func:`continuum.kernels.attention_field`, which checks its input and picks
+this path or a fast expansion; this module evaluates, at target points x_i, the field of a weighted source cloud
 (points y_j, weights w_j >= 0):
 
 .. math::
@@ -39,15 +40,15 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-__all__ = ["attention_field", "interaction_energy"]
+from .geometry import check_points
+
+__all__ = ["direct_field", "interaction_energy", "GEMM_MIN_D"]
 
 _BLOCK = 256
 _TILE = 32
 _GEMM_TILE = 32
 #: from this dimension on, the scores and sums are BLAS products (measured crossover)
 GEMM_MIN_D = 12
-#: from this many pairs on, d = 2 rotation kernels use the Fourier expansion (fourier_field)
-FOURIER_MIN_PAIRS = 1 << 22
 _TINY = 1e-200
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
@@ -234,30 +235,15 @@ def _field_kernel_gemm(targets, sources, sources_t, weights, A, V, beta, normali
                            sources_t, weights, V, normalized, out[i0 + i])
 
 
-def _as_points(x, name: str, d: int | None = None) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-d array (M, d), got shape {x.shape}")
-    if d is not None and x.shape[1] != d:
-        raise ValueError(f"{name} must have d={d} columns (the model's dimension), "
-                         f"got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
-    return x
-
-
-def _field(targets, sources, weights, model) -> np.ndarray:
-    """Attention field without input checks (integrators call this on RK stages)."""
+def direct_field(targets, sources, weights, model) -> np.ndarray:
+    """Attention field by direct summation, O(M N d) time and O(M d) memory; no input checks
+    (see :func:`continuum.kernels.attention_field` for the equation and the checked entry)."""
     targets = np.ascontiguousarray(targets, dtype=np.float64)
     sources_t = np.ascontiguousarray(np.asarray(sources, dtype=np.float64).T)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     out = np.empty_like(targets)
     if targets.shape[0] == 0:
         return out
-    if targets.shape[0] * sources_t.shape[1] >= FOURIER_MIN_PAIRS:
-        from .fourier_field import fourier_applicable, fourier_field
-        if fourier_applicable(model):  # S^1 with a rotation kernel: O((M + N) L)
-            return fourier_field(targets, np.ascontiguousarray(sources_t.T), weights, model)
     radius = float(np.sqrt(np.max(np.einsum("ij,ij->j", sources_t, sources_t))))
     d = targets.shape[1]
     if d >= GEMM_MIN_D:
@@ -274,49 +260,6 @@ def _field(targets, sources, weights, model) -> np.ndarray:
             f"attention field overflowed (USA with beta={model.beta:g}: e^(beta <Qx,Ky>) "
             "exceeds the float64 range)")
     return out
-
-
-def attention_field(targets, sources, weights, model) -> np.ndarray:
-    """Attention field X at ``targets`` induced by the weighted cloud (``sources``, ``weights``).
-
-    .. math::
-
-        X(x) = P_x^\\perp V \\frac{\\sum_j w_j e^{\\beta\\langle Qx, K y_j\\rangle} y_j}{Z(x)}
-
-    with Z the softmax normaliser (SA, ``model.normalized``) or 1 (USA).
-
-    Parameters
-    ----------
-    targets : ndarray (M, d)
-        Points where the field is evaluated (on the unit sphere, to 1e-6).
-    sources : ndarray (N, d)
-        Points of the measure (on the unit sphere, to 1e-6).
-    weights : ndarray (N,)
-        Non-negative weights of the measure (probability weights for the mean-field model;
-        for SA only their ratios matter).
-    model : Attention
-
-    Returns
-    -------
-    ndarray (M, d), tangent to the sphere at each target.
-
-    Cost O(M N d) with O(M d) memory; parallel over targets.
-    """
-    d = model.d
-    targets = _as_points(targets, "targets", d)
-    sources = _as_points(sources, "sources", d)
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.shape != (sources.shape[0],):
-        raise ValueError(f"weights must have shape ({sources.shape[0]},) to match sources, "
-                         f"got {weights.shape}")
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise ValueError("weights must be finite and non-negative")
-    if sources.shape[0] == 0 or not weights.sum() > 0:
-        raise ValueError("weights must have a positive sum (the measure is empty)")
-    for name, x in (("targets", targets), ("sources", sources)):
-        if x.shape[0] and np.max(np.abs(np.einsum("ij,ij->i", x, x) - 1.0)) > 1e-6:
-            raise ValueError(f"{name} must lie on the unit sphere (|x| = 1 to 1e-6)")
-    return _field(targets, sources, weights, model)
 
 
 @nb.njit(parallel=True, fastmath=False, cache=True)
@@ -352,7 +295,7 @@ def interaction_energy(points, weights, model) -> float:
     probability measure and tends to (1/2) int int <Qx, Ky> as beta -> 0 (the value used at
     beta = 0). For USA with Q^T K = V = V^T it obeys dE/dt = int |X[mu]|^2 dmu.
     """
-    points = _as_points(points, "points", model.d)
+    points = check_points(points, "points", model.d)
     weights = np.asarray(weights, dtype=np.float64)
     return float(_energy_kernel(np.ascontiguousarray(points), np.ascontiguousarray(weights),
                                 np.ascontiguousarray(model.A), float(model.beta)))

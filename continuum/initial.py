@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["evaluate_density", "nodal_density", "check_times", "MASS_ERROR"]
+__all__ = ["evaluate_density", "check_total_mass", "nodal_density", "check_times", "MASS_ERROR"]
 
 #: |int rho0 - 1| above this is an error: quadrature and geometry explain far less
 MASS_ERROR = 1e-2
@@ -27,6 +27,13 @@ def evaluate_density(rho0, points: np.ndarray) -> np.ndarray:
     return values
 
 
+def check_total_mass(total: float, note: str = "") -> None:
+    """Raise ValueError (saying what rho0 integrates to) if |total - 1| > MASS_ERROR."""
+    if abs(total - 1.0) > MASS_ERROR:
+        raise ValueError(f"rho0 must be a probability density w.r.t. the surface measure: "
+                         f"it integrates to {total:.6g}, not 1{note}")
+
+
 def nodal_density(rho0, points: np.ndarray, quadrature: np.ndarray):
     """Evaluate ``rho0`` at the nodes and rescale it to unit discrete mass.
 
@@ -37,9 +44,7 @@ def nodal_density(rho0, points: np.ndarray, quadrature: np.ndarray):
     """
     values = evaluate_density(rho0, points)
     total = float(values @ quadrature)
-    if abs(total - 1.0) > MASS_ERROR:
-        raise ValueError(f"rho0 must be a probability density w.r.t. the surface measure: "
-                         f"it integrates to {total:.6g}, not 1")
+    check_total_mass(total)
     return values / total, 1.0 / total
 
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .geometry import check_on_sphere
+from .kernels import attention_field, interaction_energy
+
 __all__ = ["Measure"]
 
-#: tolerance on |x| = 1 for points and on sum(weights) = 1
-SPHERE_TOL = 1e-8
+#: tolerance on sum(weights) = 1
 MASS_TOL = 1e-10
 
 
@@ -25,7 +27,7 @@ class Measure:
     Parameters
     ----------
     points : array_like (M, d)
-        Points on the unit sphere (|x| = 1 to ``SPHERE_TOL``).
+        Points on the unit sphere (|x| = 1 to ``geometry.SPHERE_TOL``).
     weights : array_like (M,), optional
         Non-negative weights summing to 1 (to ``MASS_TOL``); uniform 1/M by default.
     """
@@ -39,10 +41,7 @@ class Measure:
             raise ValueError(f"points must have shape (M, d) with M >= 1, d >= 2; got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError("points have non-finite entries (NaN or inf)")
-        radius_error = np.max(np.abs(np.linalg.norm(x, axis=1) - 1.0))
-        if radius_error > SPHERE_TOL:
-            raise ValueError(f"points must lie on the unit sphere: max | |x| - 1 | = "
-                             f"{radius_error:.3g} > {SPHERE_TOL:g}")
+        check_on_sphere(x, "points")
         if self.weights is None:
             w = np.full(x.shape[0], 1.0 / x.shape[0])
         else:
@@ -89,13 +88,12 @@ class Measure:
 
     def interaction_energy(self, model) -> float:
         """(1/(2 beta)) int int (e^{beta <Qx,Ky>} - 1) dmu dmu; see kernels.interaction_energy."""
-        from .kernels import interaction_energy
         if model.d != self.d:
             raise ValueError(f"model has d={model.d}, measure has d={self.d}")
         return interaction_energy(self.points, self.weights, model)
 
     def field(self, model, targets=None) -> np.ndarray:
-        """Attention field X[mu] at ``targets`` (default: at the atoms)."""
-        from .kernels import attention_field
+        """Attention field X[mu] at ``targets`` (default: at the atoms), by
+        :func:`continuum.kernels.attention_field`."""
         targets = self.points if targets is None else targets
         return attention_field(targets, self.points, self.weights, model)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Attention", "lora_update", "lora_factors"]
+__all__ = ["Attention", "lora_update", "lora_factors", "random_model"]
 
 
 def _matrix(value, d: int, name: str) -> np.ndarray:
@@ -171,3 +171,12 @@ def lora_update(d: int, rank: int = 1, norm: float | None = None, target: str = 
     """
     B, A, scale = lora_factors(d, rank, norm, target=target, seed=seed, alpha=alpha)
     return scale * (B @ A)
+
+
+def random_model(d: int, beta: float = 1.0, normalized: bool = True, seed=0) -> Attention:
+    """Attention with random Q, K, V: iid N(0, 1/d) entries (so ||Q^T K|| and ||V|| stay O(1)
+    in every d), drawn in the order Q, K, V from ``numpy.random.default_rng(seed)`` (``seed``
+    may be a Generator, which is then advanced)."""
+    rng = np.random.default_rng(seed)
+    Q, K, V = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(3))
+    return Attention(beta=beta, d=d, Q=Q, K=K, V=V, normalized=normalized)

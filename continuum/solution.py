@@ -8,7 +8,7 @@ import numpy as np
 
 from .measure import Measure
 
-__all__ = ["Solution"]
+__all__ = ["Solution", "finish_solution"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,3 +56,22 @@ class Solution:
         """
         masses = np.maximum(self.densities[i], 0.0) * self.quadrature
         return Measure(self.points, masses / masses.sum())
+
+
+def finish_solution(model, times, points, quadrature, densities, info) -> Solution:
+    """Diagnostics at the saved times and the immutable Solution."""
+    mass = densities @ quadrature
+    clipped = np.maximum(-densities, 0.0) @ quadrature
+    order, energy = [], []
+    for rho in densities:
+        masses = np.maximum(rho, 0.0) * quadrature
+        mu = Measure(points, masses / masses.sum())
+        order.append(mu.order_parameter())
+        energy.append(mu.interaction_energy(model))
+    diagnostics = {"mass": mass, "order_parameter": np.array(order),
+                   "energy": np.array(energy), "min_density": densities.min(axis=1)}
+    info["clipped_mass"] = clipped
+    for a in (times, points, quadrature, densities, *diagnostics.values()):
+        a.setflags(write=False)
+    return Solution(times=times.copy(), points=points, quadrature=quadrature,
+                    densities=densities, diagnostics=diagnostics, info=info, model=model)

@@ -1,4 +1,9 @@
-"""Entry point of the continuum solvers: ``solve(model, rho0, T, method, resolution, times)``."""
+"""Entry point of the continuum solvers: ``solve(model, rho0, T, method, resolution, times)``.
+
+One of the two dispatchers of the ground floor (with :mod:`continuum.kernels`): it imports the
+solver of the requested method from ``continuum.circle`` or ``continuum.sphere`` when called,
+so that importing :mod:`continuum` does not load DOLFINx.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +27,9 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     T : float
         Final time.
     method : {"spectral", "fv", "fem"}
-        "spectral": Fourier pseudo-spectral + DOP853 (continuum.spectral_circle);
-        "fv": positivity-preserving finite volumes + SSP-RK3 (continuum.fv_circle);
-        "fem": DOLFINx upwind DG + SSP-RK3 + Zhang-Shu limiter on S^2 (continuum.fem_solver).
+        "spectral": Fourier pseudo-spectral + DOP853 (continuum.circle.spectral);
+        "fv": positivity-preserving finite volumes + SSP-RK3 (continuum.circle.fv);
+        "fem": DOLFINx upwind DG + SSP-RK3 + Zhang-Shu limiter on S^2 (continuum.sphere.solver).
     resolution : int
         Nodes (spectral) or cells (fv) on S^1; icosphere level on S^2.
     times : array_like
@@ -41,10 +46,10 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     if resolution is None:
         resolution = DEFAULT_RESOLUTION[method]
     if method == "spectral":
-        from .spectral_circle import solve_spectral
+        from .circle.spectral import solve_spectral
         return solve_spectral(model, rho0, T, resolution=resolution, times=times, **options)
     if method == "fv":
-        from .fv_circle import solve_fv
+        from .circle.fv import solve_fv
         return solve_fv(model, rho0, T, resolution=resolution, times=times, **options)
-    from .fem_solver import solve_fem
+    from .sphere.solver import solve_fem
     return solve_fem(model, rho0, T, resolution=resolution, times=times, **options)

@@ -2,7 +2,7 @@
 base and fine-tuned dynamics, the implied lower bound on the time to deviation, and the
 spectral-gap picture for concentrated data.
 
-Lipschitz constants (DESIGN.md section 1; the sketch below motivates them, it is not a
+Lipschitz constants (docs/design.md, section 1; the sketch below motivates them, it is not a
 full proof). Write a = beta ||Q^T K||_2 and let the field be
 X[mu](x) = P_x^perp V m[mu](x), with m the attention average of y (SA: the softmax weights
 w(x, y) = e^{beta <x, A y>} / Z(x), a probability density in y; USA: the kernel itself).

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import sys
 
 
 def main(argv=None) -> int:
-    from continuum.study import DEFAULT_STUDY, ConfigError, load_study, run_study, \
-        validate_config
+    from .config import DEFAULT_STUDY, ConfigError, load_study, validate_config
+    from .study import run_study
 
     parser = argparse.ArgumentParser(prog="meanfield", description="Mean-field self-attention "
                                      "on the sphere: LoRA forgetting studies.")
@@ -39,7 +40,11 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
-    run_study(cfg)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    summary = run_study(cfg)
+    print(summary["table"])  # the result: to stdout, messages went to the log (stderr)
+    for name, path in summary["files"].items():
+        print(f"wrote {name}: {path}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Forgetting runs: the base model and a fine-tuned (perturbed) model moved from the same initial
 measure, and how far apart they drift.
 
-Observables (DESIGN.md section 1):
+Observables (docs/design.md, section 1):
 
 * deviation D(t) = W_p(mu_t, nu_t) between base (mu) and fine-tuned (nu) measures, geodesic
   (arc-length) ground cost; exact on S^1 (circular CDF), exact optimal transport (POT) on S^2
@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .theory import gronwall_bound, lipschitz_constants
-from .wasserstein import wasserstein_circle, wasserstein_sphere
+from continuum import solve
+from continuum.wasserstein import wasserstein_circle, wasserstein_sphere
+from particles import sample, simulate
+
+from .bounds import gronwall_bound, lipschitz_constants
 
 __all__ = ["deviation", "time_to_deviation", "forgetting_run", "ForgettingRun", "BACKENDS"]
 
@@ -91,8 +94,6 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
     resolution : continuum resolution (see ``continuum.solve``).
     **options : passed to ``particles.simulate`` or ``continuum.solve``.
     """
-    from .solve import solve
-
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if tuned.d != model.d:
@@ -100,8 +101,6 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
     if times is None:
         times = np.linspace(0.0, T, 51)
     if backend == "particles":
-        from particles import sample, simulate
-
         if x0 is None:
             x0 = sample(rho0 if rho0 is not None else "uniform", n=n, d=model.d, seed=seed)
         base = simulate(model, x0, T, times=times, **options)

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 __all__ = ["run_sweep", "point_key"]
+
+logger = logging.getLogger(__name__)
 
 
 def point_key(point: dict) -> str:
@@ -52,7 +55,7 @@ def _worker_init():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool = True,
+def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool | None = None,
               label: str = "sweep") -> list[dict]:
     """Evaluate ``task`` at every point (skipping checkpointed ones); results in point order.
 
@@ -64,24 +67,16 @@ def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool
     results: list = [_load_point(folder, p) for p in points]
     todo = [i for i, r in enumerate(results) if r is None]
     skipped = len(points) - len(todo)
-    start = time.perf_counter()
-
-    def report(done):
-        if not progress:
-            return
-        elapsed = time.perf_counter() - start
-        rate = elapsed / done if done else float("nan")
-        eta = rate * (len(todo) - done) if done else float("nan")
-        print(f"\r[{label}] {done + skipped}/{len(points)} points ({skipped} from checkpoints)"
-              f", {elapsed:.0f} s elapsed, ETA {eta:.0f} s   ", end="", file=sys.stderr,
-              flush=True)
-
-    report(0)
+    if skipped:
+        logger.info("%s: %d of %d points loaded from checkpoints in %s", label, skipped,
+                    len(points), folder)
+    bar = tqdm(total=len(points), initial=skipped, desc=label, unit="point", file=sys.stderr,
+               disable=None if progress is None else not progress)
     if workers <= 1 or len(todo) <= 1:
-        for done, i in enumerate(todo, start=1):
+        for i in todo:
             results[i] = task(points[i])
             _save_point(folder, points[i], results[i])
-            report(done)
+            bar.update(1)
     else:
         import multiprocessing as mp
 
@@ -90,15 +85,16 @@ def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool
                                  initializer=_worker_init) as pool:
             futures = {pool.submit(task, points[i]): i for i in todo}
             try:
-                for done, fut in enumerate(as_completed(futures), start=1):
+                for fut in as_completed(futures):
                     i = futures[fut]
                     results[i] = fut.result()
                     _save_point(folder, points[i], results[i])
-                    report(done)
+                    bar.update(1)
             except BaseException:
                 for fut in futures:
                     fut.cancel()
                 raise
-    if progress:
-        print(file=sys.stderr)
+            finally:
+                bar.close()
+    bar.close()
     return results

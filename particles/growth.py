@@ -10,7 +10,7 @@ small quadrature error.
 Perturbing the positions by a displacement xi proportional to the gradient of a mode
 (sin(k theta) on S^1, grad P_l(z) on S^2) perturbs the density by -div(rho0 xi), i.e. by that
 mode; by O(d) symmetry xi is an eigenvector of the linearised dynamics, so its amplitude
-c(t) = c(0) e^{lambda t} with the continuum growth rate lambda (continuum.linear). The rate is
+c(t) = c(0) e^{lambda t} with the continuum growth rate lambda (continuum.linear.uniform_growth_rate). The rate is
 measured as log(c(T)/c(0))/T, where c is the weighted L^2 projection of the displacement
 from an unperturbed run onto the mode.
 """
@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import eval_legendre
 
-from continuum.geometry import angles_to_circle, circle_grid, gauss_sphere_grid, normalize
+from continuum.geometry import (angles_to_circle, circle_grid, gauss_sphere_grid, normalize,
+                                tangent_project)
 from continuum.measure import Measure
 
 from .integrate import simulate
@@ -63,9 +64,10 @@ def growth_rate_sphere(model, l: int, n_lat: int = 24, T: float = 1.0,
         raise ValueError(f"degree l must be in [1, n_lat/2), got l={l}, n_lat={n_lat}")
     base, w = gauss_sphere_grid(n_lat)
     z = base[:, 2]
-    # grad_S P_l(z) = P_l'(z) (e_z - z x);  P_l'(z) (1 - z^2) = l (P_{l-1} - z P_l)
+    # grad_S P_l(z) = P_l'(z) P_x^perp e_z = P_l'(z) (e_z - z x);
+    # P_l'(z) (1 - z^2) = l (P_{l-1} - z P_l)
     dP = l * (eval_legendre(l - 1, z) - z * eval_legendre(l, z)) / (1 - z**2)
-    grad = dP[:, None] * (np.array([0.0, 0.0, 1.0]) - z[:, None] * base)
+    grad = dP[:, None] * tangent_project(base, np.broadcast_to([0.0, 0.0, 1.0], base.shape))
     pert = normalize(base + amplitude * grad)
     norm2 = (w * np.einsum("ij,ij->i", grad, grad)).sum()
 

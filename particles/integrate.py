@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,11 @@ from pathlib import Path
 import numpy as np
 from scipy.integrate import DOP853
 
+from continuum.geometry import check_points
 from continuum.initial import check_times
-from continuum.kernels import _as_points, _field
-from continuum.timestep import default_dt, field_scale
+from continuum.kernels import attention_field
 from continuum.measure import Measure
+from continuum.timestep import default_dt, field_scale, progress_bar
 
 __all__ = ["simulate", "Trajectory", "default_dt"]  # default_dt re-exported from continuum
 
@@ -68,21 +68,8 @@ class Trajectory:
         return len(self.times)
 
 
-class _Progress:
-    def __init__(self, enabled, T):
-        self.enabled, self.T, self.last = enabled, T, -1
-
-    def __call__(self, t):
-        if not self.enabled or self.T <= 0:
-            return
-        pct = int(100 * t / self.T) // 10 * 10
-        if pct > self.last:
-            self.last = pct
-            print(f"  simulate: t = {t:.4g} / {self.T:g} ({pct}%)", file=sys.stderr, flush=True)
-
-
 def simulate(model, x0, T: float, times=None, dt: float | None = None, method: str = "rk4",
-             rtol: float = 1e-10, atol: float = 1e-12, progress: bool = False,
+             rtol: float = 1e-10, atol: float = 1e-12, progress: bool | None = None,
              checkpoint=None) -> Trajectory:
     """Move N tokens by the attention dynamics dx_i/dt = X[mu_N](x_i) up to time T.
 
@@ -101,8 +88,8 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     method : {"rk4", "dop853", "layers"}
     rtol, atol : float
         Tolerances of "dop853".
-    progress : bool
-        Print progress to stderr.
+    progress : bool or None
+        tqdm bar over simulated time on stderr (None: only when stderr is a terminal).
     checkpoint : str or Path, optional
         A ``.npz`` file written atomically after every saved time. If it exists when the
         call starts and belongs to the same run (same model, tokens, times, method and step
@@ -119,7 +106,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     if isinstance(x0, Measure):
         points, weights = x0.points, x0.weights
     else:
-        points = _as_points(x0, "x0")
+        points = check_points(x0, "x0")
         weights = np.full(points.shape[0], 1.0 / points.shape[0])
     mu0 = Measure(points, weights)  # validates: on the sphere, probability weights
     if mu0.d != model.d:
@@ -150,15 +137,16 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     state = _load_checkpoint(checkpoint, run_key, out)
     k_done, t, x, counter, h_last = state
     info = {"method": method, "resumed_from_index": k_done} if k_done else {"method": method}
-    tick = _Progress(progress, T)
     wall = _time.perf_counter()
 
-    def rhs(y):
-        return _field(y, y, w, model)
+    def rhs(y):  # RK stages leave the sphere by O(dt^2) on purpose: no sphere check
+        return attention_field(y, y, w, model, check=False)
 
     if k_done == 0:
         x = np.ascontiguousarray(mu0.points, dtype=np.float64).copy()
     solver = None
+    bar = progress_bar(progress, T, f"simulate {method} N={n}")
+    bar.update(t)
     for k in range(k_done, times.size):
         t_save = times[k]
         if method == "dop853":
@@ -171,7 +159,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                     message = solver.step()
                     if solver.status == "failed":
                         raise RuntimeError(f"DOP853 failed at t={solver.t:g}: {message}")
-                    tick(solver.t)
+                    bar.update(min(solver.t, T) - bar.n)
                 y = solver.y if solver.t == t_save else solver.dense_output()(t_save)
                 y = y.reshape(n, d)
                 counter["radius_drift"] = max(counter.get("radius_drift", 0.0),
@@ -195,11 +183,12 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                     x = x + h * rhs(x)
                 x /= np.linalg.norm(x, axis=1, keepdims=True)
                 counter["steps"] = counter.get("steps", 0) + 1
-                tick(t + h)
+                bar.update(h)
         t = t_save
         out[k] = x
         if checkpoint is not None:
             _save_checkpoint(checkpoint, run_key, k + 1, t, x, out[:k + 1], counter, h_last)
+    bar.close()
     counter.pop("_seen", None)
     info.update(counter)
     info.update({"rtol": rtol, "atol": atol} if method == "dop853" else {"dt": dt})

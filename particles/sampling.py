@@ -7,13 +7,10 @@ import warnings
 import numpy as np
 
 from continuum.geometry import circle_grid, gauss_sphere_grid, sphere_area, uniform_points
+from continuum.initial import check_total_mass, evaluate_density
 from continuum.measure import Measure
 
 __all__ = ["sample", "check_density"]
-
-#: |int rho dsigma - 1| above this is an error (quadrature and geometry explain far less)
-MASS_ERROR = 1e-2
-
 
 def _probe(d: int, rng):
     """Points and surface-measure quadrature weights used to check and bound a density."""
@@ -27,18 +24,6 @@ def _probe(d: int, rng):
     return pts, w * sphere_area(d)
 
 
-def _evaluate(rho, pts, name="rho0"):
-    vals = np.asarray(rho(pts), dtype=np.float64)
-    if vals.shape != (len(pts),):
-        raise ValueError(f"{name} must map points (M, d) to densities (M,), got shape "
-                         f"{vals.shape} for M={len(pts)}")
-    if not np.all(np.isfinite(vals)):
-        raise ValueError(f"{name} returned non-finite values (NaN or inf)")
-    if np.any(vals < 0):
-        raise ValueError(f"{name} returned negative densities (min {vals.min():.3g})")
-    return vals
-
-
 def check_density(rho, d: int, rng=None) -> float:
     """Integral of ``rho`` over S^{d-1} w.r.t. surface measure; error if it is not ~1.
 
@@ -47,10 +32,8 @@ def check_density(rho, d: int, rng=None) -> float:
     """
     rng = np.random.default_rng(0) if rng is None else rng
     pts, w = _probe(d, rng)
-    total = float(w @ _evaluate(rho, pts))
-    if abs(total - 1) > MASS_ERROR:
-        raise ValueError(f"rho0 must be a probability density w.r.t. the surface measure of "
-                         f"S^{d - 1}: it integrates to {total:.6g}, not 1")
+    total = float(w @ evaluate_density(rho, pts))
+    check_total_mass(total, f" (on S^{d - 1})")
     return total
 
 
@@ -94,11 +77,8 @@ def sample(rho0=None, n: int = 1000, d: int = 3, seed=0) -> np.ndarray:
         warnings.warn("for d > 3 the rejection bound comes from Monte Carlo probing of rho0",
                       stacklevel=2)
     pts, w = _probe(d, rng)
-    vals = _evaluate(rho0, pts)
-    total = float(w @ vals)
-    if abs(total - 1) > MASS_ERROR:
-        raise ValueError(f"rho0 must be a probability density w.r.t. the surface measure of "
-                         f"S^{d - 1}: it integrates to {total:.6g}, not 1")
+    vals = evaluate_density(rho0, pts)
+    check_total_mass(float(w @ vals), f" (on S^{d - 1})")
     bound = 1.1 * vals.max()
     while True:
         accepted, count = [], 0
@@ -106,7 +86,7 @@ def sample(rho0=None, n: int = 1000, d: int = 3, seed=0) -> np.ndarray:
         while count < n:
             batch = max(1024, int(1.2 * (n - count) * bound * sphere_area(d)))
             prop = uniform_points(batch, d, rng)
-            dens = _evaluate(rho0, prop)
+            dens = evaluate_density(rho0, prop)
             if dens.max() > bound:
                 bound = 1.5 * dens.max()
                 restart = True

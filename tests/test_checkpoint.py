@@ -12,16 +12,16 @@ TIMES = np.linspace(0.0, 2.0, 9)
 
 
 def _crash_after(monkeypatch, calls):
-    real = integrate._field
+    real = integrate.attention_field
     count = {"n": 0}
 
-    def flaky(*args):
+    def flaky(*args, **kwargs):
         count["n"] += 1
         if count["n"] > calls:
             raise KeyboardInterrupt("simulated crash")
-        return real(*args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(integrate, "_field", flaky)
+    monkeypatch.setattr(integrate, "attention_field", flaky)
 
 
 @pytest.mark.parametrize("method, crash_after", [("rk4", 50), ("layers", 20)])
@@ -43,7 +43,7 @@ def test_resume_after_crash_is_bitwise_identical(tmp_path, monkeypatch, method, 
 def test_finished_checkpoint_returns_without_recomputing(tmp_path, monkeypatch):
     path = tmp_path / "run.npz"
     first = simulate(MODEL, X0, 2.0, times=TIMES, checkpoint=path)
-    monkeypatch.setattr(integrate, "_field", None)  # any evaluation would fail
+    monkeypatch.setattr(integrate, "attention_field", None)  # any evaluation would fail
     again = simulate(MODEL, X0, 2.0, times=TIMES, checkpoint=path)
     np.testing.assert_array_equal(again.points, first.points)
     assert again.info["resumed_from_index"] == len(TIMES)

@@ -4,13 +4,20 @@ import numpy as np
 import pytest
 
 from continuum import Attention, Measure, solve
-from continuum.circle import circle_velocity, grid
-from continuum.fourier_field import fourier_field
-from continuum.fv_circle import interface_speed
+from continuum.circle.field import circle_velocity, fourier_field
+from continuum.circle.fv import interface_speed
+from continuum.circle.grid import grid
 from continuum.geometry import uniform_points
-from continuum.kernels import _field
-from validation import (circle_conservation, circle_growth_rates, circle_kuramoto,
-                        circle_metastability, circle_particles, circle_spectral_vs_fv)
+from continuum.kernels import attention_field
+from continuum.model import random_model
+from validation import (
+    circle_conservation,
+    circle_growth_rates,
+    circle_kuramoto,
+    circle_metastability,
+    circle_particles,
+    circle_spectral_vs_fv,
+)
 
 
 def rotation_model(beta, normalized, seed=0, c=1.3, alpha=0.4):
@@ -51,21 +58,15 @@ def test_fourier_expansion_field_matches_direct_kernel(beta, normalized):
     x = uniform_points(700, 2, rng)
     w = rng.random(700)
     w /= w.sum()
-    ref = _field(x, x, w, model)
+    ref = attention_field(x, x, w, model, method="direct")
     got = fourier_field(x, x, w, model)
     assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
-
-
-def random_model(normalized=True, beta=1.0, seed=3):
-    rng = np.random.default_rng(seed)
-    Q, K, V = (rng.standard_normal((2, 2)) / np.sqrt(2) for _ in range(3))
-    return Attention(beta=beta, d=2, Q=Q, K=K, V=V, normalized=normalized)
 
 
 @pytest.mark.parametrize("method, n", [("spectral", 128), ("fv", 128)])
 @pytest.mark.parametrize("normalized", [True, False])
 def test_mass_conservation_and_solution_interface(method, n, normalized):
-    model = random_model(normalized)
+    model = random_model(2, normalized=normalized, seed=3)
     sol = solve(model, smooth_rho, 2.0, method=method, resolution=n, times=np.linspace(0, 2, 5))
     assert sol.info["field"] == "kernel"
     np.testing.assert_allclose(sol.diagnostics["mass"], 1.0, rtol=0, atol=1e-12)
@@ -135,7 +136,7 @@ def test_spectral_and_fv_agree_to_fv_error():
 ])
 def test_bad_solver_arguments(kwargs, error, word):
     with pytest.raises(error, match=word):
-        solve(random_model(), smooth_rho, 1.0, **kwargs)
+        solve(random_model(2, seed=3), smooth_rho, 1.0, **kwargs)
 
 
 def test_bad_initial_density_and_dimension():

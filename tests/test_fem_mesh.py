@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from continuum.icosphere import icosphere, mesh_size, polyhedron_area
+from continuum.sphere.icosphere import icosphere, mesh_size, polyhedron_area
 
 ROOT = Path(__file__).resolve().parents[1]
 FEM_LEVEL = 3
@@ -98,13 +98,13 @@ def test_area_converges_like_h_squared():
 
 @pytest.fixture(scope="module")
 def mesh():
-    from continuum.fem_mesh import sphere_mesh
+    from continuum.sphere.mesh import sphere_mesh
 
     return sphere_mesh(level=FEM_LEVEL)
 
 
 def _assemble(form_expr):
-    from mpi4py import MPI
+    from mpi4py import MPI  # before dolfinx (loads libmpi)
 
     from dolfinx import fem
 
@@ -152,7 +152,6 @@ def test_x0_squared_integral(mesh):
 
 def test_interior_facet_integral_is_total_edge_length(mesh):
     import ufl
-
     from dolfinx import fem
 
     V = fem.functionspace(mesh, ("DG", 0))
@@ -168,7 +167,7 @@ _MPI_SCRIPT = """
 from mpi4py import MPI
 import ufl
 from dolfinx import fem
-from continuum.fem_mesh import sphere_mesh
+from continuum.sphere.mesh import sphere_mesh
 
 mesh = sphere_mesh({level})
 comm = mesh.comm

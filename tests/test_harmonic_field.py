@@ -1,4 +1,4 @@
-"""Spherical-harmonic field on S^2 (continuum.harmonic_field) against the direct kernel."""
+"""Spherical-harmonic field on S^2 (continuum.sphere.harmonic) against the direct kernel."""
 
 import math
 
@@ -7,10 +7,9 @@ import pytest
 import scipy.special
 
 from continuum import Attention, solve
-from continuum.fem_solver import choose_sphere_path
-from continuum.harmonic_field import (HarmonicField, harmonic_degree, sphere_harmonics,
-                                      zonal_factor)
 from continuum.kernels import attention_field
+from continuum.sphere.harmonic import HarmonicField, harmonic_degree, sphere_harmonics, zonal_factor
+from continuum.sphere.solver import choose_sphere_path
 
 U = np.finfo(float).eps
 

@@ -4,7 +4,8 @@ import pytest
 from continuum import Attention
 from continuum.geometry import uniform_points
 from continuum.kernels import attention_field
-from validation.kernel_reference import numpy_field, random_model
+from continuum.model import random_model
+from validation.kernel_reference import numpy_field
 
 
 @pytest.mark.parametrize("d", [2, 3, 8, 16, 64])  # both kernel paths (GEMM from d = 12)
@@ -102,3 +103,51 @@ def test_gemm_path_beta_500_fallback():
     ref = numpy_field(x, y, w, model)
     assert np.isfinite(got).all()
     assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("normalized", [True, False])
+def test_harmonic_method_matches_direct_on_circle_and_sphere(d, normalized):
+    """method="harmonic": Fourier modes on S^1, spherical harmonics on S^2, for
+    Q^T K = c R; both truncate below round-off, so they agree with the direct sum to the
+    round-off bound of their module docstrings (1e-12 relative at beta c = 2)."""
+    rng = np.random.default_rng(d)
+    R = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    if np.linalg.det(R) < 0 and d == 2:
+        R[:, 0] *= -1  # a rotation on S^1 (the Fourier path needs A = c R(alpha))
+    model = Attention(beta=2.0, d=d, Q=np.eye(d), K=0.8 * R, V=rng.standard_normal((d, d)),
+                      normalized=normalized)
+    x = uniform_points(300, d, rng)
+    y = uniform_points(500, d, rng)
+    w = rng.random(500)
+    ref = attention_field(x, y, w, model, method="direct")
+    got = attention_field(x, y, w, model, method="harmonic")
+    assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def test_field_methods_are_checked():
+    x = uniform_points(10, 3, np.random.default_rng(0))
+    w = np.full(10, 0.1)
+    with pytest.raises(ValueError, match="method"):
+        attention_field(x, x, w, Attention(d=3), method="fast")
+    with pytest.raises(ValueError, match="rotation|orthogonal"):
+        attention_field(x, x, w, random_model(3, seed=1), method="harmonic")
+    x2 = uniform_points(10, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="rotation"):
+        attention_field(x2, x2, w, random_model(2, seed=1), method="harmonic")
+    with pytest.raises(ValueError, match="d = 2 and 3"):
+        x4 = uniform_points(10, 4, np.random.default_rng(0))
+        attention_field(x4, x4, w, Attention(d=4), method="harmonic")
+
+
+def test_unchecked_call_accepts_runge_kutta_stage_points():
+    """check=False: points off the sphere (RK stages) are used as given."""
+    rng = np.random.default_rng(3)
+    x = uniform_points(50, 3, rng)
+    stage = x * 1.01
+    w = np.full(50, 1 / 50)
+    with pytest.raises(ValueError, match="unit sphere"):
+        attention_field(stage, stage, w, Attention(d=3))
+    out = attention_field(stage, stage, w, Attention(d=3), check=False)
+    np.testing.assert_allclose(out, numpy_field(stage, stage, w, Attention(d=3)), rtol=1e-12,
+                               atol=1e-14)

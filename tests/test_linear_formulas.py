@@ -6,7 +6,7 @@ from continuum.linear import uniform_growth_rate
 
 
 def test_design_sample_values():
-    # DESIGN.md section 4, SA, beta = 1 (values given to 4 digits)
+    # the design card (shared DESIGN.md, section 4), SA, beta = 1 (values given to 4 digits)
     for k, v in zip((1, 2, 3), (0.4464, 0.4289, 0.1576)):
         assert abs(uniform_growth_rate(k, 1.0, 2, True) - v) < 5e-5
     for l, v in zip((1, 2), (0.6261, 0.3654)):

@@ -50,3 +50,44 @@ def test_interaction_energy_matches_double_sum():
 def test_bad_measures_raise(points, weights, word):
     with pytest.raises(ValueError, match=word):
         Measure(points, weights)
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+@pytest.mark.parametrize("kappa", [0.0, 1.0, 20.0, 800.0])
+def test_von_mises_density_is_normalised(d, kappa):
+    """int rho dsigma = 1, by quadratures exact to round-off for these smooth densities
+    (trapezoid on S^1, Gauss x equispaced on S^2; S^4: the closed form in 1-d, see below)."""
+    from continuum.geometry import circle_grid, gauss_sphere_grid, sphere_area, von_mises_density
+
+    mean = np.zeros(d)
+    mean[0] = 1.0
+    if d == 2:
+        pts, w = circle_grid(4096)
+    elif d == 3:
+        pts, w = gauss_sphere_grid(600)
+    else:  # the density depends on t = x_1 only: int = |S^{d-2}| int (1-t^2)^{(d-3)/2} rho dt
+        t, wt = np.polynomial.legendre.leggauss(2000)
+        pts = np.zeros((t.size, d))
+        pts[:, 0], pts[:, 1] = t, np.sqrt(1 - t**2)
+        vals = von_mises_density(pts, mean, kappa)
+        total = sphere_area(d - 1) * np.sum(wt * (1 - t**2) ** ((d - 3) / 2) * vals)
+        assert abs(total - 1) < 1e-10
+        return
+    total = sphere_area(d) * (w @ von_mises_density(pts, mean, kappa))
+    assert abs(total - 1) < 1e-10
+
+
+def test_von_mises_density_closed_forms():
+    from continuum.geometry import von_mises_density
+
+    p2 = np.array([[np.cos(0.3), np.sin(0.3)]])
+    p3 = np.array([[0.6, 0.0, 0.8]])
+    k = 2.5
+    assert np.isclose(von_mises_density(p2, [1, 0], k)[0],
+                      np.exp(k * np.cos(0.3)) / (2 * np.pi * np.i0(k)), rtol=1e-14)
+    assert np.isclose(von_mises_density(p3, [1, 0, 0], k)[0],
+                      k * np.exp(k * 0.6) / (4 * np.pi * np.sinh(k)), rtol=1e-14)
+    with pytest.raises(ValueError, match="kappa"):
+        von_mises_density(p3, [1, 0, 0], -1.0)
+    with pytest.raises(ValueError, match="mean"):
+        von_mises_density(p3, [0, 0, 0], 1.0)

@@ -3,6 +3,7 @@ import pytest
 
 from continuum import Attention, Measure
 from continuum.geometry import uniform_points
+from continuum.model import random_model
 from particles import simulate
 from validation import energy_usa, kuramoto, rk4_order
 
@@ -15,7 +16,7 @@ def test_rk4_observed_order_is_four():
 
 
 def test_all_methods_keep_tokens_on_sphere_and_agree():
-    model = rk4_order.random_model(d=4, beta=2.0, normalized=False, seed=5)
+    model = random_model(4, beta=2.0, normalized=False, seed=5)
     x0 = uniform_points(40, 4, np.random.default_rng(0))
     times = np.linspace(0, 1.0, 5)
     rk4 = simulate(model, x0, 1.0, times=times, dt=0.01)

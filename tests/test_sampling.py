@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 
 from continuum import Measure
-from continuum.exact import sample_wrapped_cauchy, wrapped_cauchy_density
+from continuum.circle.exact import sample_wrapped_cauchy, wrapped_cauchy_density
 from particles import sample
 
 # Kolmogorov-Smirnov critical value at level 1e-3: sqrt(-log(1e-3 / 2) / 2) = 1.949

@@ -1,4 +1,4 @@
-"""Pictures of fields on S^2: continuum.sphere_plot."""
+"""Pictures of fields on S^2: continuum.sphere.plot."""
 
 import os
 
@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from continuum.geometry import fibonacci_sphere  # noqa: E402
-from continuum.sphere_plot import (  # noqa: E402
+from continuum.geometry import SPHERE_TOL, fibonacci_sphere  # noqa: E402
+from continuum.sphere.plot import (  # noqa: E402
     lonlat,
     mollweide_triangulation,
     plot_sphere_density,
@@ -151,7 +151,7 @@ def test_bad_input_raises(pts, vals, kwargs, name, tmp_path):
 
 
 def test_points_within_tolerance_are_accepted():
-    pts = fibonacci_sphere(300) * (1.0 + 5e-7)
+    pts = fibonacci_sphere(300) * (1.0 + 0.5 * SPHERE_TOL)
     plot_sphere_density(pts, pts[:, 2] + 1.0, colorbar=False)
 
 

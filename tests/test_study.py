@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from continuum.study import DEFAULT_STUDY, ConfigError, load_study, run_study, validate_config
+from forgetting.config import DEFAULT_STUDY, ConfigError, load_study, validate_config
+from forgetting.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,7 @@ def small_config(out, workers=1):
 
 def test_study_outputs_and_checkpoint_resume(tmp_path):
     cfg = small_config(tmp_path / "out", workers=2)  # two spawned worker processes
-    summary = run_study(cfg, log=lambda *a: None)
+    summary = run_study(cfg, progress=False)
     ds = xr.open_dataset(summary["files"]["data"], engine="h5netcdf")
     assert set(ds.dims) == {"norm", "time"} and ds.sizes["norm"] == 2
     for k in ("fv", "particles"):
@@ -38,7 +39,7 @@ def test_study_outputs_and_checkpoint_resume(tmp_path):
     points = sorted((tmp_path / "out" / "points").glob("*.npz"))
     assert len(points) == 4
     stamp = [p.stat().st_mtime_ns for p in points]
-    again = run_study(cfg, log=lambda *a: None)  # every point comes from its checkpoint
+    again = run_study(cfg, progress=False)  # every point comes from its checkpoint
     assert [p.stat().st_mtime_ns for p in points] == stamp
     assert again["deviation_T"] == summary["deviation_T"]
 
@@ -102,13 +103,13 @@ n_times = 5
 [sweep]
 values = [0.0, 0.2]
 """)
-    proc = subprocess.run([sys.executable, "-m", "continuum.cli", "run", str(study)],
+    proc = subprocess.run([sys.executable, "-m", "forgetting.cli", "run", str(study)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "wrote data" in proc.stdout and (tmp_path / "out" / "study.nc").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text(study.read_text().replace("n_times", "ntimes"))
-    proc = subprocess.run([sys.executable, "-m", "continuum.cli", "run", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "forgetting.cli", "run", str(bad)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "time.ntimes" in proc.stderr
 
@@ -116,7 +117,7 @@ values = [0.0, 0.2]
 @pytest.mark.slow
 def test_demo_default_study_runs(tmp_path):
     """The README's main job: the embedded default study, end to end."""
-    proc = subprocess.run([sys.executable, "-m", "continuum.cli", "demo", "--out",
+    proc = subprocess.run([sys.executable, "-m", "forgetting.cli", "demo", "--out",
                            str(tmp_path / "demo")], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "demo" / "phase_fv.png").exists()

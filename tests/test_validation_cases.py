@@ -36,3 +36,60 @@ def test_runner_writes_records_and_report(tmp_path):
     assert {"measured", "expected", "tolerance", "passed"} <= rec.keys() and rec["passed"]
     assert (tmp_path / "rk4_order.png").exists()
     assert set(CASES) >= {"kernel_reference", "rk4_order"}
+
+
+def test_record_verdict_is_derived_and_cannot_be_overwritten():
+    import dataclasses
+
+    from validation.record import Record
+
+    r = Record(case="c", claim="x", measured=1.05, expected=1.0, tolerance=0.1, error_kind="rel")
+    assert r.passed and abs(r.error - 0.05) < 1e-12
+    with pytest.raises(AttributeError):
+        r.passed = False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.measured = 3.0
+    assert not dataclasses.replace(r, measured=1.2).passed  # a new record, a new verdict
+    d = r.to_dict()
+    assert d["passed"] is True and d["error"] == r.error
+
+
+def test_bracket_and_bound_records():
+    from validation.record import Record
+
+    inside = Record(case="b", claim="g in band", measured=(0.15, 0.25), expected=0.2,
+                    tolerance=0.0, error_kind="bracket")
+    outside = Record(case="b2", claim="g in band", measured=(0.21, 0.25), expected=0.2,
+                     tolerance=0.005, error_kind="bracket")
+    widened = Record(case="b3", claim="g in band", measured=(0.21, 0.25), expected=0.2,
+                     tolerance=0.01, error_kind="bracket")
+    assert inside.passed and inside.error == 0.0 and inside.measured == (0.15, 0.25)
+    assert not outside.passed and abs(outside.error - 0.01) < 1e-15
+    assert widened.passed
+    assert "[0.15, 0.25]" in inside.row() and "inside: 0.2" in inside.row()
+    bound = Record(case="u", claim="ratio <= 1", measured=0.3, expected=1.0, tolerance=0.0,
+                   error_kind="at_most")
+    assert bound.passed and "<= 1" in bound.row()
+    assert not Record(case="l", claim="x >= 2", measured=1.9, expected=2.0, tolerance=0.0,
+                      error_kind="at_least").passed
+    with pytest.raises(ValueError, match="error_kind"):
+        Record(case="k", claim="x", measured=1.0, expected=1.0, tolerance=0.0, error_kind="eq")
+
+
+def test_runner_refuses_two_records_with_one_name(tmp_path, monkeypatch):
+    import types
+
+    import validation.__main__ as runner
+    from validation.record import Record
+
+    def twice(out_dir=None, quick=False):
+        return [Record(case="same", claim=c, measured=0.0, expected=0.0, tolerance=0.0,
+                       error_kind="abs") for c in ("first", "second")]
+
+    fake = types.SimpleNamespace(main=twice)
+    monkeypatch.setattr(runner, "CASES", ("fake_case",))
+    monkeypatch.setattr(runner.importlib, "import_module", lambda name: fake)
+    with pytest.raises(ValueError, match="unique"):
+        runner.run(tmp_path, quick=True)
+    assert (tmp_path / "records" / "same.json").exists()  # the first record, not overwritten
+    assert "first" in (tmp_path / "records" / "same.json").read_text()

@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import platform
 import sys
 import traceback
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 from validation import CASES
 from validation.record import Record
+
+logger = logging.getLogger("validation")
 
 HEADER = ("| case | claim | measured | expected | error | tolerance | result | time (s) | figure |\n"
           "|---|---|---|---|---|---|---|---|---|")
@@ -28,11 +30,11 @@ HEADER = ("| case | claim | measured | expected | error | tolerance | result | t
 def run(out: Path, quick: bool, only=None) -> list[Record]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "records").mkdir(exist_ok=True)
-    records = []
+    records, seen = [], set()
     for name in CASES:
         if only and name not in only:
             continue
-        print(f"[validation] {name} ...", flush=True)
+        logger.info("[validation] %s ...", name)
         module = importlib.import_module(f"validation.{name}")
         try:
             result = module.main(out_dir=out, quick=quick)
@@ -42,10 +44,14 @@ def run(out: Path, quick: bool, only=None) -> list[Record]:
                             expected=0.0, tolerance=0.0, error_kind="abs",
                             details=[{"traceback": traceback.format_exc()}])
         for record in result if isinstance(result, list) else [result]:
+            if record.case in seen:  # one JSON file per claim: never overwrite another
+                raise ValueError(f"validation case {name} returned a second record named "
+                                 f"{record.case!r}; case names must be unique")
+            seen.add(record.case)
             record.to_json(out / "records" / f"{record.case}.json")
-            print(f"    {'PASS' if record.passed else 'FAIL'}: {record.claim}: error "
-                  f"{record.error:.3g} (tolerance {record.tolerance:.3g}), "
-                  f"{record.runtime_s:.1f} s", flush=True)
+            logger.info("    %s: %s: error %.3g (tolerance %.3g), %.1f s",
+                        "PASS" if record.passed else "FAIL", record.claim, record.error,
+                        record.tolerance, record.runtime_s)
             records.append(record)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# Validation report ({stamp}, {platform.node()}, "
@@ -54,7 +60,7 @@ def run(out: Path, quick: bool, only=None) -> list[Record]:
     passed = sum(r.passed for r in records)
     lines += ["", f"{passed} of {len(records)} cases pass."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    (out / "records.json").write_text(json.dumps([asdict(r) for r in records], indent=2,
+    (out / "records.json").write_text(json.dumps([r.to_dict() for r in records], indent=2,
                                                  default=float))
     return records
 
@@ -67,8 +73,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller problems")
     parser.add_argument("--only", nargs="*", choices=CASES, help="run only these cases")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     records = run(args.out, args.quick, args.only)
-    print(f"[validation] report: {args.out / 'report.md'}")
+    logger.info("[validation] report: %s", args.out / "report.md")
     return 0 if all(r.passed for r in records) else 1
 
 

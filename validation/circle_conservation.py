@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from continuum import Attention, solve
+from continuum.model import random_model
 from validation.circle_metastability import random_perturbation
 from validation.circle_spectral_vs_fv import smooth_rho
 from validation.record import Record, Timer
@@ -26,12 +27,10 @@ NAME = "circle_conservation"
 
 
 def main(out_dir=None, quick=False):
-    rng = np.random.default_rng(11)
-    Q, K, V = (rng.standard_normal((2, 2)) / np.sqrt(2) for _ in range(3))
     mass_rows, records = [], []
     with Timer() as timer:
         for normalized in (True, False):
-            model = Attention(beta=1.0, d=2, Q=Q, K=K, V=V, normalized=normalized)
+            model = random_model(2, 1.0, normalized, seed=11)
             for method, n in (("spectral", 128), ("fv", 256)):
                 sol = solve(model, smooth_rho, 2.0, method=method, resolution=n,
                             times=np.linspace(0, 2, 11))

@@ -1,5 +1,5 @@
 """Claim: the circle solvers reproduce the exact Kuramoto solution (SA, beta = 0, V = I):
-wrapped-Cauchy densities with r(t)^2 = r0^2 e^t / (1 - r0^2 + r0^2 e^t) (DESIGN.md section 4).
+wrapped-Cauchy densities with r(t)^2 = r0^2 e^t / (1 - r0^2 + r0^2 e^t) (docs/design.md, section 1).
 
 * spectral (DOP853, rtol 1e-13): the error in r(t) decays exponentially with the number of
   nodes n. The density's Fourier coefficients decay like r^k, so truncating the flux at
@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from continuum import Attention, solve
-from continuum.exact import kuramoto_order_parameter, wrapped_cauchy_density
+from continuum.circle.exact import kuramoto_order_parameter, wrapped_cauchy_density
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 

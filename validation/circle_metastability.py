@@ -5,7 +5,7 @@ density develops k* clusters, k* = argmax_k k^2 I_k(beta)/I_0(beta) the fastest-
 Finite volumes (n = 512 cells): rho0 = (1 + eps sum_{k<=32} Re(a_k e^{ik theta})/sqrt(32))/2pi,
 a_k complex Gaussian, eps = 1e-6, 8 seeds, T = 60. Particles for comparison: N = 1000 iid
 uniform tokens (the sampling noise is the perturbation), RK4 with dt = 0.05, 4 seeds, T = 40.
-Clusters: continuum.metrics.count_clusters_circle (runs of bins above twice the uniform
+Clusters: continuum.circle.clusters.count_clusters_circle (runs of bins above twice the uniform
 density holding >= 2% of the mass). Observable: the cluster count on the plateau, the most
 frequent count after clustering completed (>= 90% of the mass inside clusters). The growth-rate gap
 between k* = 4 and k = 5 is small (0.704 vs 0.664), so single seeds may briefly show 5; the
@@ -20,8 +20,8 @@ from collections import Counter
 import numpy as np
 
 from continuum import Attention, solve
+from continuum.circle.clusters import count_clusters_circle
 from continuum.linear import uniform_growth_rate
-from continuum.metrics import count_clusters_circle
 from particles import sample, simulate
 from validation.plotting import plt, save
 from validation.record import Record, Timer

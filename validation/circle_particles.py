@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from continuum import Attention, Measure, solve
-from continuum.circle import fourier_interpolate
+from continuum.circle.grid import fourier_interpolate
 from continuum.geometry import angles_to_circle
 from continuum.wasserstein import wasserstein_circle
 from particles import sample, simulate

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from continuum import Attention, solve
+from continuum import solve
+from continuum.model import random_model
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 
@@ -34,9 +35,7 @@ def fourier_evaluate(values, theta0, theta):
 
 
 def main(out_dir=None, quick=False, resolutions=(64, 128, 256, 512), T=2.0, seed=5):
-    rng = np.random.default_rng(seed)
-    Q, K, V = (rng.standard_normal((2, 2)) / np.sqrt(2) for _ in range(3))
-    model = Attention(beta=1.0, d=2, Q=Q, K=K, V=V)
+    model = random_model(2, 1.0, True, seed)
     with Timer() as timer:
         ref = solve(model, smooth_rho, T, method="spectral", resolution=128, times=[T],
                     rtol=1e-12, atol=1e-14)

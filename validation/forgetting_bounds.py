@@ -1,6 +1,6 @@
 """Claims (issue 5): on random instances the measured deviation never exceeds the Gronwall
-bound W_1(mu_t, nu_t) <= eps (e^{Lt} - 1)/L (continuum.theory), and for small eps the
-deviation is linear in eps: D(t)/eps does not depend on eps (to about 1%, DESIGN.md).
+bound W_1(mu_t, nu_t) <= eps (e^{Lt} - 1)/L (forgetting.bounds), and for small eps the
+deviation is linear in eps: D(t)/eps does not depend on eps (to about 1%, docs/design.md).
 
 Random Q, K, V (entries N(0, 1/d)), d = 3, SA and USA, beta in {0, 1, 2}; random rank-r LoRA
 update of V (r = 1, 2), spectral norms eps in {1e-3, 2e-3, 4e-3} for linear response and
@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from continuum import Attention, lora_update
-from continuum.forgetting import forgetting_run
+from continuum import lora_update
+from continuum.model import random_model
+from forgetting.runs import forgetting_run
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 
 NAME = "forgetting_bounds"
-
-
-def random_model(beta, normalized, seed, d=3):
-    rng = np.random.default_rng(seed)
-    Q, K, V = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(3))
-    return Attention(beta=beta, d=d, Q=Q, K=K, V=V, normalized=normalized)
 
 
 def main(out_dir=None, quick=False, betas=(0.0, 1.0, 2.0), n=200, T=4.0):
@@ -36,7 +31,7 @@ def main(out_dir=None, quick=False, betas=(0.0, 1.0, 2.0), n=200, T=4.0):
         for normalized in (True, False):
             for beta in betas:
                 for seed, rank in ((1, 1), (2, 2)):
-                    model = random_model(beta, normalized, seed)
+                    model = random_model(3, beta, normalized, seed)
                     for eps in (1e-2, 1e-1):
                         tuned = model.perturbed(V=lora_update(3, rank=rank, norm=eps,
                                                               seed=seed + 10))

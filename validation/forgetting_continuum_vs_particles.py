@@ -22,8 +22,8 @@ import warnings
 
 import numpy as np
 
-from continuum.forgetting import forgetting_run
-from continuum.study import DEFAULT_STUDY, build_models, initial_density, validate_config
+from forgetting.config import DEFAULT_STUDY, build_models, initial_density, validate_config
+from forgetting.runs import forgetting_run
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 

@@ -22,9 +22,9 @@ import numpy as np
 from scipy.optimize import brentq
 
 from continuum import Attention
-from continuum.forgetting import forgetting_run
 from continuum.geometry import angles_to_circle
-from continuum.theory import dirac_angle
+from forgetting.bounds import dirac_angle
+from forgetting.runs import forgetting_run
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 

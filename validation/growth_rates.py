@@ -1,19 +1,17 @@
-"""Claim: particle runs reproduce the growth rates of the uniform state (DESIGN.md section 4).
+"""Claim: particle runs reproduce the growth rates of the uniform state (docs/design.md, section 1).
 
 Q = K = V = I, SA and USA, beta in {1, 4}. On S^1 (N-point lattice) modes k = 1..3 grow at
 k^2 I_k(beta)/beta (USA) and k^2 I_k(beta)/(beta I_0(beta)) (SA); on S^2 (weighted Gauss grid)
 degrees l = 1, 2 grow at l(l+1) i_l(beta)/beta and l(l+1) i_l(beta)/(beta i_0(beta)).
-Method: particles.linear (displacement eigenmodes, amplitude 1e-7, RK4, T = 1).
+Method: particles.growth (displacement eigenmodes, amplitude 1e-7, RK4, T = 1).
 Tolerance: 1e-4 relative (issue 2). Expected runtime: about 30 s.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from continuum import Attention
 from continuum.linear import uniform_growth_rate
-from particles.linear import growth_rate_circle, growth_rate_sphere
+from particles.growth import growth_rate_circle, growth_rate_sphere
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 

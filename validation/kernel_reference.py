@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from continuum import Attention
-from continuum.geometry import uniform_points
+from continuum.geometry import tangent_project, uniform_points
 from continuum.kernels import attention_field
+from continuum.model import random_model
 from validation.record import Record, Timer
 
 NAME = "kernel_reference"
@@ -25,12 +26,7 @@ def numpy_field(targets, sources, weights, model):
     E = np.exp(S - row_max) * weights
     v = (E @ sources) @ model.V.T
     v = v / E.sum(axis=1, keepdims=True) if model.normalized else v * np.exp(row_max)
-    return v - np.sum(v * targets, axis=1, keepdims=True) * targets
-
-
-def random_model(d, beta, normalized, rng):
-    Q, K, V = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(3))
-    return Attention(beta=beta, d=d, Q=Q, K=K, V=V, normalized=normalized)
+    return tangent_project(targets, v)
 
 
 def main(out_dir=None, quick=False, dims=(2, 3, 16, 64), betas=(0.0, 1.0, 10.0, 50.0),

@@ -1,5 +1,5 @@
 """Claim: at beta = 0 (SA, V = I, S^1) tokens sampled from a wrapped-Cauchy density follow the
-exact order parameter r(t)^2 = r0^2 e^t / (1 - r0^2 + r0^2 e^t) (DESIGN.md section 4).
+exact order parameter r(t)^2 = r0^2 e^t / (1 - r0^2 + r0^2 e^t) (docs/design.md, section 1).
 
 N iid tokens from the wrapped Cauchy law (Moebius sampling), RK4 with dt = 0.1 (time error
 O(dt^4), far below the sampling error) up to T = 6. The empirical r_N(t) differs from r(t) by the sampling error, O(N^{-1/2}) (CLT; the particle measure is an
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from continuum import Attention
-from continuum.exact import kuramoto_order_parameter, sample_wrapped_cauchy
+from continuum.circle.exact import kuramoto_order_parameter, sample_wrapped_cauchy
 from particles import simulate
 from validation.plotting import plt, save
 from validation.record import Record, Timer

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from continuum import Attention
-from continuum.paper_observables import cluster_times, reference_clusters
+from forgetting.observables import cluster_times, reference_clusters
 from particles import sample, simulate
 from validation.plotting import plt, save
 from validation.record import Record, Timer

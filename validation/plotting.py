@@ -1,9 +1,7 @@
-"""Matplotlib set-up shared by the validation cases (non-interactive backend)."""
+"""Figure saving shared by the validation cases (no backend is selected here: matplotlib
+falls back to Agg on a machine without a display; MPLBACKEND overrides)."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 __all__ = ["plt", "save"]
 

@@ -1,4 +1,20 @@
-"""Validation records: what a case measured, what theory expects, the tolerance, pass/fail."""
+"""Validation records: what a case measured, what theory expects, the tolerance, pass/fail.
+
+A record states one claim and carries its own verdict: ``error`` and ``passed`` are computed
+from ``measured``, ``expected``, ``tolerance`` and ``error_kind`` every time they are read, so
+nothing can overwrite them. The kinds:
+
+=============  ===============================  ==========================================
+error_kind     measured / expected              error (pass: error <= tolerance)
+=============  ===============================  ==========================================
+"abs"          number / number                  |measured - expected|
+"rel"          number / number                  |measured - expected| / |expected|
+"value"        number / (reference, often 0)    |measured|
+"at_most"      number / upper bound             max(0, measured - bound)
+"at_least"     number / lower bound             max(0, bound - measured)
+"bracket"      [lo, hi] / value inside          distance of expected outside [lo, hi]
+=============  ===============================  ==========================================
+"""
 
 from __future__ import annotations
 
@@ -8,54 +24,75 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["Record", "Timer"]
+__all__ = ["Record", "Timer", "ERROR_KINDS"]
+
+ERROR_KINDS = ("abs", "rel", "value", "at_most", "at_least", "bracket")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Record:
-    """One verified claim.
+    """One verified claim (immutable; the verdict is derived, see the module docstring).
 
-    ``measured`` and ``expected`` are the headline numbers; ``error`` is how far apart they
-    are in the stated sense (``error_kind``: "abs", "rel", "value" when the measured number
-    itself is compared with the tolerance, "at_least" / "at_most" for one-sided bounds); ``passed`` is ``error <= tolerance``.
-    ``details`` holds the per-item table (e.g. one row per mode).
+    ``details`` holds the per-item table (e.g. one row per mode), ``parameters`` the inputs.
     """
 
     case: str
     claim: str
-    measured: float
+    measured: float | tuple
     expected: float
     tolerance: float
     error_kind: str = "rel"
-    error: float = float("nan")
-    passed: bool = False
     details: list = field(default_factory=list)
     figure: str | None = None
     runtime_s: float = float("nan")
     parameters: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.error_kind == "abs":
-            self.error = abs(self.measured - self.expected)
-        elif self.error_kind == "rel":
-            self.error = abs(self.measured - self.expected) / abs(self.expected)
-        elif self.error_kind == "value":
-            self.error = abs(self.measured)
-        elif self.error_kind == "at_least":  # one-sided: measured >= expected - tolerance
-            self.error = max(0.0, self.expected - self.measured)
-        elif self.error_kind == "at_most":  # one-sided: measured <= expected + tolerance
-            self.error = max(0.0, self.measured - self.expected)
+        if self.error_kind not in ERROR_KINDS:
+            raise ValueError(f"error_kind must be one of {ERROR_KINDS}, got {self.error_kind!r}")
+        if self.error_kind == "bracket":
+            lo, hi = (float(v) for v in self.measured)
+            object.__setattr__(self, "measured", (lo, hi))
         else:
-            raise ValueError(f"error_kind must be 'abs', 'rel', 'value', 'at_least' or "
-                             f"'at_most', got {self.error_kind}")
-        self.passed = bool(math.isfinite(self.error) and self.error <= self.tolerance)
+            object.__setattr__(self, "measured", float(self.measured))
+        if not self.tolerance >= 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+
+    @property
+    def error(self) -> float:
+        m, e = self.measured, self.expected
+        if self.error_kind == "abs":
+            return abs(m - e)
+        if self.error_kind == "rel":
+            return abs(m - e) / abs(e)
+        if self.error_kind == "value":
+            return abs(m)
+        if self.error_kind == "at_most":
+            return max(0.0, m - e)
+        if self.error_kind == "at_least":
+            return max(0.0, e - m)
+        lo, hi = m
+        return max(0.0, lo - e, e - hi)
+
+    @property
+    def passed(self) -> bool:
+        return bool(math.isfinite(self.error) and self.error <= self.tolerance)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "error": self.error, "passed": self.passed}
 
     def to_json(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2, default=float))
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=float))
 
     def row(self) -> str:
         fig = f"[png]({Path(self.figure).name})" if self.figure else ""
-        return (f"| {self.case} | {self.claim} | {self.measured:.6g} | {self.expected:.6g} | "
+        if self.error_kind == "bracket":
+            measured = f"[{self.measured[0]:.6g}, {self.measured[1]:.6g}]"
+        else:
+            measured = f"{self.measured:.6g}"
+        expected = {"at_most": "<= ", "at_least": ">= ", "bracket": "inside: "}.get(
+            self.error_kind, "") + f"{self.expected:.6g}"
+        return (f"| {self.case} | {self.claim} | {measured} | {expected} | "
                 f"{self.error:.2e} ({self.error_kind}) | {self.tolerance:.1e} | "
                 f"{'PASS' if self.passed else 'FAIL'} | {self.runtime_s:.1f} | {fig} |")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from continuum import Attention
 from continuum.geometry import uniform_points
+from continuum.model import random_model
 from particles import simulate
 from validation.plotting import plt, save
 from validation.record import Record, Timer
@@ -19,14 +19,8 @@ from validation.record import Record, Timer
 NAME = "rk4_order"
 
 
-def random_model(d=3, beta=1.0, normalized=True, seed=0):
-    rng = np.random.default_rng(seed)
-    Q, K, V = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(3))
-    return Attention(beta=beta, d=d, Q=Q, K=K, V=V, normalized=normalized)
-
-
 def main(out_dir=None, quick=False, n=64, T=2.0, dts=(0.2, 0.1, 0.05, 0.025)) -> Record:
-    model = random_model()
+    model = random_model(3)
     x0 = uniform_points(n, 3, np.random.default_rng(1))
     with Timer() as timer:
         ref = simulate(model, x0, T, times=[T], method="dop853", rtol=1e-13, atol=1e-15)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from continuum import Attention, solve
-from continuum.sphere_plot import plot_sphere_density
+from continuum.geometry import von_mises_density
+from continuum.sphere.plot import plot_sphere_density
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 
@@ -22,7 +23,7 @@ NAME = "sphere_conservation"
 
 
 def bump(p, kappa=6.0, floor=1e-3):
-    vmf = kappa / (4 * np.pi * np.sinh(kappa)) * np.exp(kappa * p[:, 0])
+    vmf = von_mises_density(p, [1.0, 0.0, 0.0], kappa)
     return (1 - floor) * vmf + floor / (4 * np.pi)
 
 

@@ -12,9 +12,11 @@ order 2 within 0.3. Mass drift reported. Runtime: about 30 s.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from continuum.dg_sphere import SphereDG
+from continuum.sphere.dg import SphereDG
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 
@@ -72,9 +74,7 @@ def main(out_dir=None, quick=False, levels=(2, 3, 4, 5), levels_p2=(2, 3, 4)):
                           measured=drift, expected=0.0, tolerance=1e-12, error_kind="value",
                           details=[{"level": r["level"], "degree": r["degree"],
                                     "mass_drift": r["mass_drift"]} for r in rows]))
-    for r in records:
-        r.figure = figure
-    return records
+    return [dataclasses.replace(r, figure=figure) for r in records]
 
 
 if __name__ == "__main__":

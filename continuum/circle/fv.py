@@ -31,11 +31,12 @@ import warnings
 
 import numpy as np
 
-from .circle import choose_path, circle_velocity, grid
-from .geometry import angles_to_circle
-from .initial import check_times, nodal_density
-from .solution import Solution
-from .spectral_circle import _check_resolution, finish_solution
+from ..geometry import angles_to_circle
+from ..initial import check_times, nodal_density
+from ..solution import Solution, finish_solution
+from ..timestep import march
+from .field import choose_path, circle_velocity
+from .grid import check_resolution, grid
 
 __all__ = ["solve_fv", "LIMITERS"]
 
@@ -72,7 +73,7 @@ def interface_speed(model, rho, centres, h, path):
 
 
 def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc", field="auto",
-             cluster_fraction=0.9, progress=False) -> Solution:
+             cluster_fraction=0.9, progress=None) -> Solution:
     """Finite-volume solution on S^1 (d = 2); see the module docstring.
 
     Parameters
@@ -86,10 +87,11 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
     limiter : {"mc", "minmod"}
     field : {"auto", "fft", "kernel"}
     cluster_fraction : float, threshold of the under-resolution warning
+    progress : bool or None, tqdm bar on stderr (None: only when stderr is a terminal)
     """
     if model.d != 2:
         raise ValueError(f"the circle solvers need a d=2 model, got d={model.d}")
-    n = _check_resolution(resolution, minimum=8)
+    n = check_resolution(resolution, minimum=8)
     T, times = check_times(T, times)
     if not 0 < cfl <= 0.5:
         raise ValueError(f"cfl must be in (0, 1/2] (positivity of the upwind scheme), got {cfl}")
@@ -103,44 +105,38 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
     rho, factor = nodal_density(rho0, points, quadrature)
     out = np.empty((times.size, n))
     wall = _time.perf_counter()
-    t, k, steps, halvings = 0.0, 0, 0, 0
-    warned_at = None
+    warned = {}
 
     def rhs(r):
         return fv_rhs(model, r, centres, h, limiter, path)
 
-    while k < times.size:
-        if t >= times[k] - 1e-14 * max(1.0, T):
-            out[k] = rho
-            if warned_at is None and _cluster_unresolved(rho * h, cluster_fraction):
-                warned_at = times[k]
-                warnings.warn(f"fv solver (n={n}): a cluster is narrower than the grid "
-                              f"resolves from t = {warned_at:g} (one cell holds > "
-                              f"{cluster_fraction:g} of its neighbourhood's mass); refine the "
-                              "grid for its shape", stacklevel=2)
-            k += 1
-            continue
-        d1, vmax = rhs(rho)
-        dt = min(cfl * h / max(vmax, 1e-300), times[k] - t)
-        while True:  # SSP-RK3 (Shu-Osher); every stage is a forward-Euler step of size dt
-            s1 = rho + dt * d1
-            d2, v2 = rhs(s1)
-            s2 = 0.75 * rho + 0.25 * (s1 + dt * d2)
-            d3, v3 = rhs(s2)
-            if max(v2, v3) * dt <= 0.5 * h:
-                break
-            dt *= 0.5  # the speed grew within the step beyond the positivity bound
-            halvings += 1
-        rho = rho / 3.0 + (2.0 / 3.0) * (s2 + dt * d3)
-        t += dt
-        steps += 1
-        if progress and steps % 200 == 0:
-            print(f"  fv: t = {t:.4g} / {T:g}", flush=True)
+    def propose(r):  # CFL step from the speed at the start of the step; d1 is reused by step
+        d1, vmax = rhs(r)
+        return cfl * h / max(vmax, 1e-300), d1
+
+    def step(r, dt, d1):  # SSP-RK3 (Shu-Osher); every stage is a forward-Euler step of size dt
+        s1 = r + dt * d1
+        d2, v2 = rhs(s1)
+        s2 = 0.75 * r + 0.25 * (s1 + dt * d2)
+        d3, v3 = rhs(s2)
+        # positivity needs dt max|v| <= h/2 at every stage: the speed may grow within the step
+        return r / 3.0 + (2.0 / 3.0) * (s2 + dt * d3), max(v2, v3) * dt <= 0.5 * h
+
+    def save(k, r):
+        out[k] = r
+        if not warned and _cluster_unresolved(r * h, cluster_fraction):
+            warned["t"] = float(times[k])
+            warnings.warn(f"fv solver (n={n}): a cluster is narrower than the grid "
+                          f"resolves from t = {times[k]:g} (one cell holds > "
+                          f"{cluster_fraction:g} of its neighbourhood's mass); refine the "
+                          "grid for its shape", stacklevel=4)
+
+    _, counts = march(rho, times, T, propose, step, save, progress=progress,
+                      label=f"fv n={n}")
     info = {"method": "fv", "resolution": n, "cfl": cfl, "limiter": limiter, "field": path,
-            "steps": steps, "step_halvings": halvings, "initial_rescaling": factor,
-            "wall_time_s": _time.perf_counter() - wall}
-    if warned_at is not None:
-        info["under_resolved_from"] = float(warned_at)
+            **counts, "initial_rescaling": factor, "wall_time_s": _time.perf_counter() - wall}
+    if warned:
+        info["under_resolved_from"] = warned["t"]
     return finish_solution(model, times, points, quadrature, out, info)
 
 

@@ -9,7 +9,7 @@ with rho the density w.r.t. arc length on n equispaced nodes. Per evaluation:
 
 1. the speed v at the nodes from the masses m_j = rho_j h (trapezoid rule, exact for
    trigonometric polynomials of degree < n): FFT convolution when Q^T K is a multiple of a
-   rotation, else the Numba kernel (``continuum.circle.circle_velocity``);
+   rotation, else the Numba kernel (``continuum.circle.field.circle_velocity``);
 2. the flux rho v de-aliased by 3/2 padding: rho and v are interpolated to 3n/2 nodes,
    multiplied, and projected back on the modes |k| < n/2 (exact for the quadratic product);
 3. -d/dtheta of the flux, spectrally (the mean mode is untouched: mass is conserved to
@@ -31,11 +31,12 @@ import warnings
 import numpy as np
 from scipy.integrate import DOP853
 
-from .circle import (choose_path, circle_velocity, fourier_interpolate, fourier_restrict, grid,
-                     spectral_derivative)
-from .geometry import angles_to_circle
-from .initial import check_times, nodal_density
-from .solution import Solution
+from ..geometry import angles_to_circle
+from ..initial import check_times, nodal_density
+from ..solution import Solution, finish_solution
+from ..timestep import progress_bar
+from .field import choose_path, circle_velocity
+from .grid import check_resolution, fourier_interpolate, fourier_restrict, grid, spectral_derivative
 
 __all__ = ["solve_spectral", "spectral_tail"]
 
@@ -56,7 +57,7 @@ def spectral_rhs(model, rho, theta, h, path):
 
 
 def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=1e-12,
-                   field="auto", tail_tol=1e-6, progress=False) -> Solution:
+                   field="auto", tail_tol=1e-6, progress=None) -> Solution:
     """Spectral solution on S^1 (d = 2) of d/dt rho + d/dtheta (rho v[rho]) = 0.
 
     Parameters
@@ -73,10 +74,12 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
         How the speed is computed (see circle_velocity).
     tail_tol : float
         Warn when the spectral tail exceeds this (under-resolution).
+    progress : bool or None
+        tqdm bar on stderr (None: only when stderr is a terminal).
     """
     if model.d != 2:
         raise ValueError(f"the circle solvers need a d=2 model, got d={model.d}")
-    n = _check_resolution(resolution, minimum=8)
+    n = check_resolution(resolution, minimum=8)
     T, times = check_times(T, times)
     theta = grid(n)
     h = 2 * np.pi / n
@@ -94,54 +97,25 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     info = {"method": "spectral", "resolution": n, "rtol": rtol, "atol": atol,
             "initial_rescaling": factor, "field": path}
     solver = DOP853(rhs, 0.0, rho, max(T, times[-1]), rtol=rtol, atol=atol)
-    for k, t_save in enumerate(times):
-        while solver.t < t_save:
-            message = solver.step()
-            if solver.status == "failed":
-                tail = spectral_tail(solver.y)
-                raise RuntimeError(
-                    f"spectral solver (n={n}) failed at t = {solver.t:.6g} ({message}); the "
-                    f"density is no longer resolved (spectral tail {tail:.2g}): increase "
-                    "resolution or use method='fv'")
-            if progress:
-                print(f"  spectral: t = {solver.t:.4g} / {T:g}", flush=True)
-        densities[k] = solver.y if solver.t == t_save else solver.dense_output()(t_save)
-        tails[k] = spectral_tail(densities[k])
-        if tails[k] > tail_tol and "under_resolved_from" not in info:
-            info["under_resolved_from"] = float(t_save)
-            warnings.warn(f"spectral solver (n={n}) no longer resolves the density from t = "
-                          f"{t_save:g} (spectral tail {tails[k]:.2g} > {tail_tol:g}: relative "
-                          "errors of that size); increase resolution or use method='fv'",
-                          stacklevel=3)
+    with progress_bar(progress, T, f"spectral n={n}") as bar:
+        for k, t_save in enumerate(times):
+            while solver.t < t_save:
+                message = solver.step()
+                if solver.status == "failed":
+                    tail = spectral_tail(solver.y)
+                    raise RuntimeError(
+                        f"spectral solver (n={n}) failed at t = {solver.t:.6g} ({message}); "
+                        f"the density is no longer resolved (spectral tail {tail:.2g}): "
+                        "increase resolution or use method='fv'")
+                bar.update(min(solver.t, T) - bar.n)
+            densities[k] = solver.y if solver.t == t_save else solver.dense_output()(t_save)
+            tails[k] = spectral_tail(densities[k])
+            if tails[k] > tail_tol and "under_resolved_from" not in info:
+                info["under_resolved_from"] = float(t_save)
+                warnings.warn(f"spectral solver (n={n}) no longer resolves the density from "
+                              f"t = {t_save:g} (spectral tail {tails[k]:.2g} > {tail_tol:g}: "
+                              "relative errors of that size); increase resolution or use "
+                              "method='fv'", stacklevel=3)
     info.update(nfev=int(solver.nfev), spectral_tail=tails,
                 wall_time_s=_time.perf_counter() - wall)
     return finish_solution(model, times, points, quadrature, densities, info)
-
-
-def _check_resolution(resolution, minimum):
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
-        raise TypeError(f"resolution must be an integer, got {resolution!r}")
-    if resolution < minimum or resolution % 2:
-        raise ValueError(f"resolution must be an even integer >= {minimum}, got {resolution}")
-    return int(resolution)
-
-
-def finish_solution(model, times, points, quadrature, densities, info) -> Solution:
-    """Diagnostics at the saved times and the immutable Solution."""
-    from .measure import Measure
-
-    mass = densities @ quadrature
-    clipped = np.maximum(-densities, 0.0) @ quadrature
-    order, energy = [], []
-    for rho in densities:
-        masses = np.maximum(rho, 0.0) * quadrature
-        mu = Measure(points, masses / masses.sum())
-        order.append(mu.order_parameter())
-        energy.append(mu.interaction_energy(model))
-    diagnostics = {"mass": mass, "order_parameter": np.array(order),
-                   "energy": np.array(energy), "min_density": densities.min(axis=1)}
-    info["clipped_mass"] = clipped
-    for a in (times, points, quadrature, densities, *diagnostics.values()):
-        a.setflags(write=False)
-    return Solution(times=times.copy(), points=points, quadrature=quadrature,
-                    densities=densities, diagnostics=diagnostics, info=info, model=model)

@@ -63,7 +63,7 @@ class SphereDG:
         import dolfinx.fem as fem
         import ufl
 
-        from .fem_mesh import sphere_mesh
+        from .mesh import sphere_mesh
 
         if degree not in (1, 2):
             raise ValueError(f"degree must be 1 or 2, got {degree}")

@@ -31,6 +31,8 @@ import math
 import numpy as np
 import scipy.special
 
+from ..geometry import tangent_project
+
 __all__ = ["sphere_harmonics", "harmonic_degree", "zonal_factor", "HarmonicField",
            "HARMONIC_MAX_KAPPA"]
 
@@ -106,7 +108,7 @@ class HarmonicField:
     """Attention field at fixed ``targets`` from weighted clouds on fixed ``sources`` (both
     unit vectors in R^3) for a model with a zonal kernel (``zonal_factor(model.A)`` not None).
 
-    ``field(weights)`` equals ``kernels.attention_field(targets, sources, weights, model)`` to
+    ``field(weights)`` equals ``attention_field(targets, sources, weights, model, method="direct")`` to
     the accuracy stated in the module docstring.
     """
 
@@ -145,5 +147,4 @@ class HarmonicField:
         else:
             mean = sums[:, 1:] * math.exp(self.kappa)
         v = mean @ self.model.V.T
-        x = self.targets
-        return v - np.einsum("ij,ij->i", x, v)[:, None] * x
+        return tangent_project(self.targets, v)

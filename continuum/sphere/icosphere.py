@@ -79,7 +79,7 @@ _ICO_TRIANGLES = np.array(
 )
 
 
-def _check_level(level) -> int:
+def check_level(level) -> int:
     if isinstance(level, bool) or not isinstance(level, numbers.Integral):
         raise ValueError(f"level must be an int >= 0, got {level!r}")
     level = int(level)
@@ -149,7 +149,7 @@ def icosphere(level: int):
     ValueError
         If ``level`` is not an integer in ``[0, 9]``.
     """
-    level = _check_level(level)
+    level = check_level(level)
     vertices = _ICO_VERTICES / np.linalg.norm(_ICO_VERTICES, axis=1, keepdims=True)
     triangles = _ICO_TRIANGLES.copy()
     for _ in range(level):

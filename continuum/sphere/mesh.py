@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .icosphere import _check_level, icosphere
+from .icosphere import check_level, icosphere
 
 
 def sphere_mesh(level: int, comm=None):
@@ -34,7 +34,7 @@ def sphere_mesh(level: int, comm=None):
     import dolfinx.mesh
 
     comm = MPI.COMM_WORLD if comm is None else comm
-    level = _check_level(level)  # raise on every rank, not only on rank 0
+    level = check_level(level)  # raise on every rank, not only on rank 0
     if comm.rank == 0:
         x, cells = icosphere(level)
     else:

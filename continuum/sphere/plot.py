@@ -25,10 +25,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..geometry import check_on_sphere
+
 __all__ = ["plot_sphere_density", "save_sphere_density", "lonlat", "mollweide_triangulation"]
 
 _PROJECTIONS = ("mollweide", "orthographic")
-_SPHERE_TOL = 1e-6       # allowed deviation | |p| - 1 |
 _LOG_FLOOR = 1e-6        # log colour scale: values clipped at _LOG_FLOOR * max
 _SCATTER_BELOW = 100     # fewer points than this: scatter instead of tripcolor
 
@@ -44,11 +45,7 @@ def _check_input(points, values) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("points must contain at least one point")
     if not np.all(np.isfinite(pts)):
         raise ValueError("points contains NaN or inf")
-    dev = np.abs(np.linalg.norm(pts, axis=1) - 1.0)
-    if dev.max() > _SPHERE_TOL:
-        raise ValueError(
-            f"points must lie on the unit sphere (| |p| - 1 | <= {_SPHERE_TOL:g}); "
-            f"max deviation is {dev.max():.3g} at row {int(dev.argmax())}")
+    check_on_sphere(pts, "points")
     vals = np.asarray(values, dtype=np.float64)
     if vals.shape != (pts.shape[0],):
         raise ValueError(f"values must have shape ({pts.shape[0]},) to match points, got {vals.shape}")

@@ -1,11 +1,11 @@
 """Mean-field attention on S^2 with the DOLFINx DG discretisation (``solve(method="fem")``).
 
 At every Runge-Kutta stage the attention field is evaluated (by the Numba kernel, or for a
-zonal kernel Q^T K = c R by its spherical-harmonic expansion, ``continuum.harmonic_field``) at
+zonal kernel Q^T K = c R by its spherical-harmonic expansion, ``continuum.sphere.harmonic``) at
 the mesh vertices (where the vector-P1 velocity lives) from the quadrature measure of the current
 density (points = quadrature points of the cells projected to S^2, weights =
 max(rho, 0) |K| w_q; see ``SphereDG.quadrature_measure``), and handed to the DG form as a
-Function. Everything else is ``continuum.dg_sphere``: upwind DG_p, SSP-RK3, Zhang-Shu limiter.
+Function. Everything else is ``continuum.sphere.dg``: upwind DG_p, SSP-RK3, Zhang-Shu limiter.
 
 The returned Solution holds cell averages (non-negative with the limiter) at the cell
 centroids projected to S^2; ``measure(i)`` is the cell masses at those centroids. Under MPI
@@ -14,22 +14,23 @@ every rank returns the same Solution (gathered, in the serial cell order).
 
 from __future__ import annotations
 
+import contextlib
 import time as _time
 from pathlib import Path
 
 import numpy as np
 
-from .harmonic_field import HARMONIC_MAX_KAPPA, HarmonicField, harmonic_degree, zonal_factor
-from .initial import MASS_ERROR, check_times, evaluate_density
-from .kernels import _field
-from .timestep import default_dt
-from .spectral_circle import finish_solution
+from ..initial import check_times, check_total_mass, evaluate_density
+from ..kernels import attention_field
+from ..solution import finish_solution
+from ..timestep import default_dt, march
+from .harmonic import HARMONIC_MAX_KAPPA, HarmonicField, harmonic_degree, zonal_factor
 
 __all__ = ["solve_fem", "choose_sphere_path"]
 
 
 def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limiter=True,
-              quadrature_degree=1, max_dt=None, progress=False, output=None, comm=None,
+              quadrature_degree=1, max_dt=None, progress=None, output=None, comm=None,
               field="auto"):
     """DG solution of d/dt rho + div_S(rho X[rho]) = 0 on the level-``resolution`` icosphere.
 
@@ -48,7 +49,7 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     cfl : float
         dt = min(cfl h_min / ((2p + 1) max|u|), max_dt), h_min the shortest edge.
     max_dt : float, optional
-        Cap on the step (default ``particles.integrate.default_dt(model)``, min(0.05, 0.1/L)
+        Cap on the step (default ``continuum.timestep.default_dt(model)``, min(0.05, 0.1/L)
         with L = ||V||(1 + 2 beta ||Q^T K||)): SSP-RK3's time error stays O((L dt)^3) small
         even where the speed, and so the CFL step, is tiny.
     limiter : bool
@@ -57,7 +58,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         Triangle rule for the source measure of the nonlocal field (default 1: one point per
         cell, the centroid, O(h^2) like the rest of the scheme; growth-rate errors at level 3
         are the same with degree 2 or 4 to three digits, at a third of the cost).
-    progress : bool
+    progress : bool or None
+        tqdm bar on stderr, rank 0 only (None: only when stderr is a terminal).
     output : str or Path, optional
         Folder for a VTX file (``density.bp``, ParaView opens it) with rho at the saved times
         and a PNG (Mollweide map) of the final cell averages (``density_final.png``).
@@ -65,11 +67,11 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     field : {"auto", "kernel", "harmonic"}
         How the nonlocal field is evaluated: "kernel" = the direct Numba kernel,
         O(cells x vertices) per stage; "harmonic" = spherical-harmonic expansion of a zonal
-        kernel (Q^T K = c R, R orthogonal; ``continuum.harmonic_field``),
+        kernel (Q^T K = c R, R orthogonal; ``continuum.sphere.harmonic``),
         O((cells + vertices) (L + 1)^2); "auto" = harmonic when possible, beta c <= 9 and
         the harmonic tables fit in 2 GiB, else kernel.
     """
-    from .dg_sphere import SphereDG
+    from .dg import SphereDG
 
     if model.d != 3:
         raise ValueError(f"method='fem' solves on S^2 and needs a d=3 model, got d={model.d}")
@@ -89,10 +91,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     total = dg.total_mass(state)
     # the flat polyhedron's area is 4 pi (1 - O(h^2)): judge the integral relative to it
     geometric = dg.comm.allreduce(dg.cell_area.sum()) / (4 * np.pi)
-    if abs(total / geometric - 1.0) > MASS_ERROR:
-        raise ValueError(f"rho0 must be a probability density w.r.t. the surface measure: "
-                         f"it integrates to {total / geometric:.6g}, not 1 (corrected for the "
-                         f"polyhedral area 4 pi x {geometric:.6f})")
+    check_total_mass(total / geometric, f" (corrected for the polyhedral area 4 pi x "
+                                        f"{geometric:.6f})")
     state = state / total
     speed = {"max": 0.0}
     # the CFL step follows |u|, which is tiny near a stationary state although the dynamics
@@ -107,51 +107,46 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
             path["name"] = choose_sphere_path(model, field, len(dg.velocity_targets) + len(pts))
             path["field"] = (HarmonicField(dg.velocity_targets, pts, model)
                              if path["name"] == "harmonic" else
-                             lambda weights: _field(dg.velocity_targets, pts, weights, model))
+                             lambda weights: attention_field(dg.velocity_targets, pts, weights,
+                                                             model, method="direct", check=False))
         values = path["field"](w / mass)
         if not model.normalized:
             values = values * mass
         dg.set_velocity(values)
         speed["max"] = dg.global_max(np.linalg.norm(values, axis=1))
 
-    writer = _writer(dg, output)
     cells_out = np.empty((times.size, dg.comm.allreduce(dg.n_owned_cells)))
-    t, k, steps, halvings = 0.0, 0, 0, 0
     update_velocity(state)
-    while k < times.size:
-        if t >= times[k] - 1e-14 * max(1.0, T):
-            cells_out[k] = dg.gather_cells(dg.cell_averages(state))
+
+    def propose(array):  # CFL step from the speed of the last stage, capped by max_dt
+        return min(cfl * dg.h_min / ((2 * degree + 1) * max(speed["max"], 1e-300)),
+                   max_dt), None
+
+    def step(array, dt, _):  # SSP-RK3 + limiter; redone with dt/2 if an average went negative
+        new, min_avg = dg.ssp_rk3_step(array, dt, update_velocity, limiter=limiter)
+        return new, min_avg >= 0 or not limiter
+
+    with _writer(dg, output) as writer:
+        def save(k, array):
+            cells_out[k] = dg.gather_cells(dg.cell_averages(array))
             if writer is not None:
-                dg.set_state(state)
+                dg.set_state(array)
                 writer.write(float(times[k]))
-            k += 1
-            continue
-        dt = min(cfl * dg.h_min / ((2 * degree + 1) * max(speed["max"], 1e-300)), max_dt,
-                 times[k] - t)
-        while True:
-            new, min_avg = dg.ssp_rk3_step(state, dt, update_velocity, limiter=limiter)
-            if min_avg >= 0 or not limiter:
-                break
-            dt *= 0.5
-            halvings += 1
-            update_velocity(state)
-        state, t = new, t + dt
-        steps += 1
-        if progress and dg.comm.rank == 0 and steps % 20 == 0:
-            print(f"  fem: t = {t:.4g} / {T:g} ({steps} steps)", flush=True)
-    if writer is not None:
-        writer.close()
+
+        _, counts = march(state, times, T, propose, step, save,
+                          progress=progress if dg.comm.rank == 0 else False,
+                          label=f"fem level {resolution}")
     points = dg.gather_cells(dg.cell_centroid)
     areas = dg.gather_cells(dg.cell_area)
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,
-            "limiter": limiter, "field": path["name"], "steps": steps, "step_halvings": halvings, "h_min": dg.h_min,
+            "limiter": limiter, "field": path["name"], **counts, "h_min": dg.h_min,
             "cells": int(len(areas)), "discrete_area": float(areas.sum()),
             "initial_rescaling": 1.0 / total, "mpi_size": dg.comm.size,
             "wall_time_s": _time.perf_counter() - wall}
     if output is not None:
         info["vtx"] = str(_vtx_path(output))
         if dg.comm.rank == 0:
-            from .sphere_plot import save_sphere_density
+            from .plot import save_sphere_density
 
             info["png"] = save_sphere_density(
                 Path(output) / "density_final.png", points, cells_out[-1],
@@ -179,8 +174,10 @@ def _vtx_path(output):
 
 
 def _writer(dg, output):
+    """The VTX writer of ``output`` as a context manager (closed on exit, also on errors), or a
+    null context yielding None."""
     if output is None:
-        return None
+        return contextlib.nullcontext(None)
     import dolfinx.io
 
     Path(output).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,112 @@
+"""The one entry for the nonlocal attention term: :func:`attention_field`.
+
+Particles, :meth:`Measure.field <continuum.measure.Measure.field>` and every continuum solver
+evaluate the field through this function. It checks its input and picks a path:
+
+* ``"direct"``: the direct sum (Numba, :mod:`continuum.direct`), any d, Q, K, V; O(M N d)
+  time, O(M d) memory. The reference every fast path is tested against.
+* ``"harmonic"``: an expansion of the kernel in the harmonics of the sphere, exact up to a
+  truncation chosen below round-off, for kernels that depend on <x, R y> only
+  (Q^T K = c R, R orthogonal): on S^1 the Fourier expansion (:mod:`continuum.circle.field`,
+  O((M + N) L)), on S^2 the spherical-harmonic one (:mod:`continuum.sphere.harmonic`,
+  O((M + N) (L + 1)^2) time and memory).
+* ``"auto"``: the S^1 Fourier expansion for large clouds when its round-off bound holds (the
+  choice is :func:`continuum.circle.field.fourier_preferred`), else the direct sum.
+
+This module and :mod:`continuum.solve` are the two dispatchers of the ground floor: the only
+core modules that import from ``continuum.circle`` or ``continuum.sphere``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .direct import direct_field, interaction_energy
+from .geometry import check_on_sphere, check_points
+
+__all__ = ["attention_field", "interaction_energy", "FIELD_METHODS"]
+
+FIELD_METHODS = ("auto", "direct", "harmonic")
+
+
+def attention_field(targets, sources, weights, model, method: str = "auto",
+                    check: bool = True) -> np.ndarray:
+    """Attention field X at ``targets`` induced by the weighted cloud (``sources``, ``weights``).
+
+    .. math::
+
+        X(x) = P_x^\\perp V \\frac{\\sum_j w_j e^{\\beta\\langle Qx, K y_j\\rangle} y_j}{Z(x)},
+        \\qquad P_x^\\perp y = y - \\langle x, y\\rangle x,
+
+    with Z = sum_j w_j e^{beta <Qx, K y_j>} (SA, ``model.normalized``) or 1 (USA).
+
+    Parameters
+    ----------
+    targets : ndarray (M, d)
+        Points where the field is evaluated (on the unit sphere, to ``SPHERE_TOL``).
+    sources : ndarray (N, d)
+        Points of the measure (on the unit sphere, to ``SPHERE_TOL``).
+    weights : ndarray (N,)
+        Non-negative weights of the measure (probability weights for the mean-field model;
+        for SA only their ratios matter).
+    model : Attention
+    method : {"auto", "direct", "harmonic"}
+        Evaluation path (module docstring).
+    check : bool
+        Validate the input (shapes, finiteness, non-negative weights, points on the sphere).
+        Integrators pass False for their Runge-Kutta stages, whose points are off the sphere
+        by O(dt^2) on purpose: P_x^perp is applied as written, so the ambient ODE x' = X(x)
+        keeps |x| = 1 invariant.
+
+    Returns
+    -------
+    ndarray (M, d), tangent to the sphere at each target.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from continuum import Attention
+    >>> x = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    >>> X = attention_field(x, x, np.array([0.5, 0.5]), Attention(beta=0.0, d=3))
+    >>> np.allclose(X, [[-0.25, 0.25, 0.0], [0.25, -0.25, 0.0]])
+    True
+    """
+    if method not in FIELD_METHODS:
+        raise ValueError(f"method must be one of {FIELD_METHODS}, got {method!r}")
+    if check:
+        targets, sources, weights = _checked(targets, sources, weights, model)
+    targets = np.ascontiguousarray(targets, dtype=np.float64)
+    sources = np.ascontiguousarray(sources, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if method == "direct" or targets.shape[0] == 0:
+        return direct_field(targets, sources, weights, model)
+    if model.d == 2:
+        from .circle.field import fourier_field, fourier_preferred
+
+        if method == "harmonic" or fourier_preferred(model, len(targets), len(sources)):
+            return fourier_field(targets, sources, weights, model)
+        return direct_field(targets, sources, weights, model)
+    if method == "harmonic":
+        if model.d != 3:
+            raise ValueError(f"method='harmonic' exists for d = 2 and 3, got d={model.d}")
+        from .sphere.harmonic import HarmonicField
+
+        return HarmonicField(targets, sources, model)(weights)
+    return direct_field(targets, sources, weights, model)
+
+
+def _checked(targets, sources, weights, model):
+    d = model.d
+    targets = check_points(targets, "targets", d)
+    sources = check_points(sources, "sources", d)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (sources.shape[0],):
+        raise ValueError(f"weights must have shape ({sources.shape[0]},) to match sources, "
+                         f"got {weights.shape}")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError("weights must be finite and non-negative")
+    if sources.shape[0] == 0 or not weights.sum() > 0:
+        raise ValueError("weights must have a positive sum (the measure is empty)")
+    check_on_sphere(targets, "targets")
+    check_on_sphere(sources, "sources")
+    return targets, sources, weights

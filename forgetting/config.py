@@ -1,0 +1,184 @@
+"""Study configs: the TOML schema, its validation (errors name the key), the embedded default
+study, and the models and initial density a config describes.
+
+Config sections and keys (defaults in brackets):
+
+[study]        name (required), output [meanfield-out/<name>], workers [1], description [""]
+[model]        d (required), beta [1.0], normalized [true], Q, K, V (d x d lists) or V_diag
+[perturbation] kind ["lora" | "e2"], target ["V"], rank [1], norm [0.1], seed [0]
+               ("e2": Delta = norm e2 e2^T, the spectral-gap experiment)
+[backend]      kinds (required, list of "particles", "spectral", "fv", "fem"), resolution,
+               n [1000] (particles), seed [0], method ["dop853"] (particles), rtol [1e-7]
+[initial]      kind ["von_mises" | "uniform"], kappa [1.0], mean [e1 rotated by 0.3 rad]
+[time]         T (required), n_times [41]
+[sweep]        axis ["norm" | "beta"], values (required, list), delta [0.1] (T_dev threshold)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from continuum import Attention, lora_update
+from continuum.geometry import sphere_area, von_mises_density
+
+__all__ = ["load_study", "validate_config", "build_models", "initial_density", "ConfigError",
+           "DEFAULT_STUDY", "SCHEMA", "BACKEND_KINDS"]
+
+_REQUIRED = object()
+SCHEMA = {
+    "study": {"name": _REQUIRED, "output": None, "workers": 1, "description": ""},
+    "model": {"d": _REQUIRED, "beta": 1.0, "normalized": True, "Q": None, "K": None,
+              "V": None, "V_diag": None},
+    "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0},
+    "backend": {"kinds": _REQUIRED, "resolution": None, "n": 1000, "seed": 0,
+                "method": "dop853", "rtol": 1e-7},
+    "initial": {"kind": "von_mises", "kappa": 1.0, "mean": None},
+    "time": {"T": _REQUIRED, "n_times": 41},
+    "sweep": {"axis": "norm", "values": _REQUIRED, "delta": 0.1},
+}
+CHOICES = {
+    ("perturbation", "kind"): ("lora", "e2"),
+    ("perturbation", "target"): ("V", "Q", "K"),
+    ("initial", "kind"): ("von_mises", "uniform"),
+    ("sweep", "axis"): ("norm", "beta"),
+    ("backend", "method"): ("rk4", "dop853"),
+}
+BACKEND_KINDS = ("particles", "spectral", "fv", "fem")
+
+#: the embedded default study (``meanfield demo``): the spectral-gap phase transition on S^1
+DEFAULT_STUDY = {
+    "study": {"name": "demo", "workers": 2,
+              "description": "Phase diagram of forgetting on S^1: V = diag(1, 0.8) (gap 0.2), "
+                             "Delta = eps e2 e2^T; finite volumes and particles"},
+    "model": {"d": 2, "beta": 1.0, "normalized": True, "V_diag": [1.0, 0.8]},
+    "perturbation": {"kind": "e2"},
+    "backend": {"kinds": ["fv", "particles"], "resolution": 256, "n": 1000},
+    "initial": {"kind": "von_mises", "kappa": 1.0},
+    "time": {"T": 30.0, "n_times": 61},
+    "sweep": {"axis": "norm", "values": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4],
+              "delta": 0.3},
+}
+
+
+class ConfigError(ValueError):
+    """A study config is invalid; the message names the key."""
+
+
+def load_study(path) -> dict:
+    """Read and validate a TOML study file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"study file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return validate_config(raw)
+
+
+def validate_config(raw: dict) -> dict:
+    """Fill defaults and check every key; raises ConfigError naming the offending key."""
+    cfg = {}
+    for section in raw:
+        if section not in SCHEMA:
+            raise ConfigError(f"unknown section [{section}] (allowed: {', '.join(SCHEMA)})")
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        for key in given:
+            if key not in keys:
+                raise ConfigError(f"unknown key '{section}.{key}' (allowed: {', '.join(keys)})")
+        cfg[section] = {}
+        for key, default in keys.items():
+            if key in given:
+                cfg[section][key] = given[key]
+            elif default is _REQUIRED:
+                raise ConfigError(f"missing required key '{section}.{key}'")
+            else:
+                cfg[section][key] = copy.deepcopy(default)
+    for (section, key), allowed in CHOICES.items():
+        if cfg[section][key] not in allowed:
+            raise ConfigError(f"'{section}.{key}' must be one of {allowed}, "
+                              f"got {cfg[section][key]!r}")
+    _check_types(cfg)
+    if cfg["study"]["output"] is None:
+        cfg["study"]["output"] = str(Path("meanfield-out") / cfg["study"]["name"])
+    return cfg
+
+
+def _number(cfg, section, key, positive=False, integer=False):
+    value = cfg[section][key]
+    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    if not ok or (positive and value <= 0) or not math.isfinite(value):
+        kind = "a positive " if positive else "a "
+        raise ConfigError(f"'{section}.{key}' must be {kind}{'integer' if integer else 'number'}"
+                          f", got {value!r}")
+
+
+def _check_types(cfg):
+    _number(cfg, "model", "d", positive=True, integer=True)
+    _number(cfg, "model", "beta")
+    _number(cfg, "perturbation", "norm")
+    _number(cfg, "perturbation", "rank", positive=True, integer=True)
+    _number(cfg, "backend", "n", positive=True, integer=True)
+    _number(cfg, "study", "workers", positive=True, integer=True)
+    _number(cfg, "time", "T", positive=True)
+    _number(cfg, "time", "n_times", positive=True, integer=True)
+    _number(cfg, "sweep", "delta", positive=True)
+    kinds = cfg["backend"]["kinds"]
+    if isinstance(kinds, str):
+        kinds = cfg["backend"]["kinds"] = [kinds]
+    if not kinds or any(k not in BACKEND_KINDS for k in kinds):
+        raise ConfigError(f"'backend.kinds' must be a list from {BACKEND_KINDS}, got {kinds!r}")
+    values = cfg["sweep"]["values"]
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"'sweep.values' must be a non-empty list of numbers, got {values!r}")
+    d = cfg["model"]["d"]
+    for key in ("Q", "K", "V"):
+        m = cfg["model"][key]
+        if m is not None and np.shape(m) != (d, d):
+            raise ConfigError(f"'model.{key}' must be a {d} x {d} list of lists")
+    vd = cfg["model"]["V_diag"]
+    if vd is not None and (cfg["model"]["V"] is not None or np.shape(vd) != (d,)):
+        raise ConfigError(f"'model.V_diag' must be a list of {d} numbers (and excludes model.V)")
+
+
+def build_models(cfg, value):
+    """(base, tuned) models for one sweep value."""
+    m, p = cfg["model"], cfg["perturbation"]
+    d = m["d"]
+    V = np.diag(m["V_diag"]) if m["V_diag"] is not None else m["V"]
+    beta = value if cfg["sweep"]["axis"] == "beta" else m["beta"]
+    norm = value if cfg["sweep"]["axis"] == "norm" else p["norm"]
+    base = Attention(beta=beta, d=d, Q=m["Q"], K=m["K"], V=V, normalized=m["normalized"])
+    if p["kind"] == "e2":
+        delta = np.zeros((d, d))
+        delta[1, 1] = norm
+    else:
+        delta = lora_update(d=d, rank=p["rank"], norm=norm, target=p["target"], seed=p["seed"])
+    return base, base.perturbed(**{p["target"]: delta})
+
+
+def initial_density(cfg):
+    """The initial density callable (w.r.t. the surface measure)."""
+    d, ini = cfg["model"]["d"], cfg["initial"]
+    if ini["kind"] == "uniform":
+        area = sphere_area(d)
+        return lambda p: np.full(len(p), 1.0 / area)
+    kappa = float(ini["kappa"])
+    mean = np.zeros(d)
+    if ini["mean"] is None:
+        mean[0], mean[1] = math.cos(0.3), math.sin(0.3)
+    else:
+        mean = np.asarray(ini["mean"], dtype=float)
+        mean /= np.linalg.norm(mean)
+    if d not in (2, 3):
+        raise ConfigError("initial.kind = 'von_mises' is available for d = 2, 3; use 'uniform'")
+    return lambda p: von_mises_density(p, mean, kappa)
