@@ -68,8 +68,9 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
     >>> from continuum import Attention
     >>> x = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     >>> X = attention_field(x, x, np.array([0.5, 0.5]), Attention(beta=0.0, d=3))
-    >>> np.allclose(X, [[-0.25, 0.25, 0.0], [0.25, -0.25, 0.0]])
-    True
+    >>> X  # beta = 0, V = I: X(x) = P_x^perp m with the mean m = (1/2, 1/2, 0)
+    array([[0. , 0.5, 0. ],
+           [0.5, 0. , 0. ]])
     """
     if method not in FIELD_METHODS:
         raise ValueError(f"method must be one of {FIELD_METHODS}, got {method!r}")

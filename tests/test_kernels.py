@@ -151,3 +151,12 @@ def test_unchecked_call_accepts_runge_kutta_stage_points():
     out = attention_field(stage, stage, w, Attention(d=3), check=False)
     np.testing.assert_allclose(out, numpy_field(stage, stage, w, Attention(d=3)), rtol=1e-12,
                                atol=1e-14)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import continuum.kernels
+
+    result = doctest.testmod(continuum.kernels)
+    assert result.attempted > 0 and result.failed == 0

@@ -204,3 +204,34 @@ def test_non_editable_install_contains_every_package(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _normalise(dist: str) -> str:
+    return dist.lower().replace("_", "-").replace(".", "-")
+
+
+def test_every_imported_package_is_declared_and_every_declared_one_is_used(graph):
+    """Third-party imports of the four packages <-> [project] dependencies of pyproject.toml
+    (module -> distribution through importlib.metadata)."""
+    import re
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    modules, _ = graph
+    declared = {_normalise(re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0])
+                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+                ["dependencies"]}
+    stdlib = set(sys.stdlib_module_names)
+    dist_of = packages_distributions()
+    imported = {}
+    for name, path in modules.items():
+        for target, _, line in imports_of(name, path):
+            top = (target or "").split(".")[0]
+            if top and top not in stdlib and top not in PACKAGES and top != "__future__":
+                for dist in dist_of.get(top, [top]):
+                    imported.setdefault(_normalise(dist), f"{name}:{line} ({top})")
+    missing = {d: where for d, where in imported.items() if d not in declared}
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+    # used without an import statement: h5netcdf is xarray's NetCDF engine (engine="h5netcdf")
+    unused = declared - set(imported) - {"h5netcdf"}
+    assert not unused, f"declared but never imported: {unused}"
