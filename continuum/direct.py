@@ -1,8 +1,8 @@
 """Direct summation of the nonlocal attention term (Numba): the O(M N) reference.
 
-The public entry is :func:`continuum.kernels.attention_field`, which checks its input and picks
-this path or a fast expansion; this module evaluates, at target points x_i, the field of a weighted source cloud
-(points y_j, weights w_j >= 0):
+The public entry is :func:`continuum.kernels.attention_field`, which checks its input and
+picks this path or a fast expansion; this module evaluates, at target points x_i, the field of
+a weighted source cloud (points y_j, weights w_j >= 0):
 
 .. math::
 
@@ -27,7 +27,8 @@ Implementation (why it is fast and safe):
   exact maximum (two passes). For USA the result is ``e^{m_i}`` times the shifted sum; a
   genuinely overflowing result raises ``FloatingPointError``;
 * the exponential is a vectorisable exp (``_weighted_exp``: Cody-Waite range reduction,
-  degree-13 Taylor polynomial on |r| <= ln2/2, exponent bits set directly): relative error below 1e-15,
+  degree-13 Taylor polynomial on |r| <= ln2/2, exponent bits set directly): relative error
+  below 1e-15,
   exponents below -700 are clamped there (their contribution is < 1e-304 of a sum >= 1e-200);
 * ``parallel=True`` over target tiles, ``cache=True`` (compiled once per machine).
 """
@@ -35,6 +36,7 @@ Implementation (why it is fast and safe):
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numba as nb
 import numpy as np
@@ -235,6 +237,23 @@ def _field_kernel_gemm(targets, sources, sources_t, weights, A, V, beta, normali
                            sources_t, weights, V, normalized, out[i0 + i])
 
 
+#: below this many multiply-adds (M N d) the kernels run on one thread: waking Numba's thread
+#: pool costs milliseconds on a busy machine, against microseconds of work (each tile does the
+#: same arithmetic on any thread, so the result is bitwise the same)
+SERIAL_MAX_WORK = 1 << 18
+
+
+@contextmanager
+def _threads_for(work: int):
+    previous = nb.get_num_threads()
+    if work < SERIAL_MAX_WORK and previous > 1:
+        nb.set_num_threads(1)
+    try:
+        yield
+    finally:
+        nb.set_num_threads(previous)
+
+
 def direct_field(targets, sources, weights, model) -> np.ndarray:
     """Attention field by direct summation, O(M N d) time and O(M d) memory; no input checks
     (see :func:`continuum.kernels.attention_field` for the equation and the checked entry)."""
@@ -246,15 +265,16 @@ def direct_field(targets, sources, weights, model) -> np.ndarray:
         return out
     radius = float(np.sqrt(np.max(np.einsum("ij,ij->j", sources_t, sources_t))))
     d = targets.shape[1]
-    if d >= GEMM_MIN_D:
-        sources = np.ascontiguousarray(sources, dtype=np.float64)
-        block = int(min(_BLOCK, max(8, 262144 // (_GEMM_TILE * d))))
-        _field_kernel_gemm(targets, sources, sources_t, weights, np.ascontiguousarray(model.A),
-                           model.V, float(model.beta), bool(model.normalized), radius, block,
-                           out)
-    else:
-        _field_kernel(targets, sources_t, weights, np.ascontiguousarray(model.A.T), model.V,
-                      float(model.beta), bool(model.normalized), radius, out)
+    with _threads_for(targets.shape[0] * sources_t.shape[1] * d):
+        if d >= GEMM_MIN_D:
+            sources = np.ascontiguousarray(sources, dtype=np.float64)
+            block = int(min(_BLOCK, max(8, 262144 // (_GEMM_TILE * d))))
+            _field_kernel_gemm(targets, sources, sources_t, weights,
+                               np.ascontiguousarray(model.A), model.V, float(model.beta),
+                               bool(model.normalized), radius, block, out)
+        else:
+            _field_kernel(targets, sources_t, weights, np.ascontiguousarray(model.A.T), model.V,
+                          float(model.beta), bool(model.normalized), radius, out)
     if not np.all(np.isfinite(out)):
         raise FloatingPointError(
             f"attention field overflowed (USA with beta={model.beta:g}: e^(beta <Qx,Ky>) "

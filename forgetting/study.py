@@ -84,7 +84,7 @@ def run_study(cfg: dict, progress: bool | None = None) -> dict:
     (out / "table.md").write_text(text + "\n")
     files["table"] = str(out / "table.md")
     for name, path in files.items():
-        logger.info("wrote %s: %s", name, path)
+        logger.debug("wrote %s: %s", name, path)
     return {"files": files, "values": values, "table": text,
             "deviation_T": {k: [float(r["deviation_w2"][-1]) for r in rs]
                             for k, rs in by_backend.items()}}

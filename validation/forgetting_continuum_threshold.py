@@ -23,8 +23,11 @@ classified from the mean direction between t = 5 (collapsed) and T (T = 20 on S^
 e1; "pinned" otherwise. If the cluster is pinned already at a search boundary, that edge is
 reported as unresolved (eps_- <= 0 or eps_+ >= 2g).
 
-Pass: g lies inside the measured band (widened by one bisection width) in every case, and on
-S^1 the band width shrinks with n at a fitted order within 0.3 of the model's order 1.
+Pass: one record per (solver, resolution, g), a bracket: g lies inside the measured band
+[eps_-, eps_+] (bracket midpoints), widened by 1.5 bisection widths (half a width to the outer
+end of a bisection bracket, plus one width: the classifier may err by one step next to an
+edge); and on S^1 the band width shrinks with n at a fitted order within 0.3 of the model's
+order 1 (record ``..._band_order``).
 Cases: FV n = 128, 256, 512 for g in {0.1, 0.2, 0.4} (6 steps); DG1 level 3 for g = 0.2
 without bisection (the cluster is pinned already at eps = 0 and moves to e2 at eps = 2g) and
 level 4 for g in {0.1, 0.2, 0.4} (3 steps). At g = 0.4 the base drift is so fast that the

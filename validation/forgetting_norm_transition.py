@@ -9,8 +9,8 @@ clustered (t >= 50 here), every cluster moves like a Dirac, x' = P_x^perp (V + D
 s(t) = mean_i log(|x_i2| / |x_i1|) changes at the constant rate eps - g; "e2 wins" iff
 s(T) > s(T/2) with T = 100. This decides the limit t -> infinity at any distance from the
 threshold (a snapshot at finite T would need T >> 1/|eps - g|). 10 bisection steps leave a
-bracket of width 1.6 g / 1024; the claim passes if g lies in the final bracket widened by one
-width on each side. Runtime: about a minute.
+bracket of width 1.6 g / 1024; one bracket record per (d, g) passes if g lies in the final
+bracket widened by one width on each side. Runtime: about a minute.
 """
 
 from __future__ import annotations

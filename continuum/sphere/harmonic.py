@@ -108,8 +108,9 @@ class HarmonicField:
     """Attention field at fixed ``targets`` from weighted clouds on fixed ``sources`` (both
     unit vectors in R^3) for a model with a zonal kernel (``zonal_factor(model.A)`` not None).
 
-    ``field(weights)`` equals ``attention_field(targets, sources, weights, model, method="direct")`` to
-    the accuracy stated in the module docstring.
+    ``field(weights)`` equals the direct sum
+    ``attention_field(targets, sources, weights, model, method="direct")`` to the accuracy
+    stated in the module docstring.
     """
 
     def __init__(self, targets, sources, model, L: int | None = None):
