@@ -6,12 +6,15 @@ evaluate the field through this function. It checks its input and picks a path:
 * ``"direct"``: the direct sum (Numba, :mod:`continuum.direct`), any d, Q, K, V; O(M N d)
   time, O(M d) memory. The reference every fast path is tested against.
 * ``"harmonic"``: an expansion of the kernel in the harmonics of the sphere, exact up to a
-  truncation chosen below round-off, for kernels that depend on <x, R y> only
-  (Q^T K = c R, R orthogonal): on S^1 the Fourier expansion (:mod:`continuum.circle.field`,
-  O((M + N) L)), on S^2 the spherical-harmonic one (:mod:`continuum.sphere.harmonic`,
-  O((M + N) (L + 1)^2) time and memory).
-* ``"auto"``: the S^1 Fourier expansion for large clouds when its round-off bound holds (the
-  choice is :func:`continuum.circle.field.fourier_preferred`), else the direct sum.
+  truncation chosen below round-off: on S^1 the Fourier expansion for Q^T K = c R(alpha)
+  (:mod:`continuum.circle.field`, O((M + N) L)); on S^2 the spherical-harmonic expansion for
+  any Q, K (:mod:`continuum.sphere.harmonic`: nonuniform transforms, O(M + N + L^2 log L),
+  plus O(L^4) once per model when Q^T K is not c R).
+* ``"auto"``: the expansion for clouds of at least 2^22 target-source pairs while
+  beta ||Q^T K|| <= 9 (the choices are :func:`continuum.circle.field.fourier_preferred` and
+  :func:`continuum.sphere.harmonic.transform_preferred`); on S^2 the targets where the
+  expansion's error bound exceeds 1e-10 are recomputed by the direct sum. Otherwise the
+  direct sum.
 
 This module and :mod:`continuum.solve` are the two dispatchers of the ground floor: the only
 core modules that import from ``continuum.circle`` or ``continuum.sphere``.
@@ -87,12 +90,20 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
         if method == "harmonic" or fourier_preferred(model, len(targets), len(sources)):
             return fourier_field(targets, sources, weights, model)
         return direct_field(targets, sources, weights, model)
-    if method == "harmonic":
-        if model.d != 3:
-            raise ValueError(f"method='harmonic' exists for d = 2 and 3, got d={model.d}")
-        from .sphere.harmonic import HarmonicField
+    if model.d == 3:
+        from .sphere.harmonic import TRUSTED_BOUND, harmonic_field, transform_preferred
 
-        return HarmonicField(targets, sources, model)(weights)
+        if method == "harmonic":
+            return harmonic_field(targets, sources, weights, model)[0]
+        if transform_preferred(model, len(targets), len(sources)):
+            field, bound = harmonic_field(targets, sources, weights, model)
+            redo = np.nonzero(~(bound <= TRUSTED_BOUND))[0]
+            if redo.size:  # targets where the kernel's dynamic range defeats the expansion
+                field[redo] = direct_field(targets[redo], sources, weights, model)
+            return field
+        return direct_field(targets, sources, weights, model)
+    if method == "harmonic":
+        raise ValueError(f"method='harmonic' exists for d = 2 and 3, got d={model.d}")
     return direct_field(targets, sources, weights, model)
 
 

@@ -30,7 +30,7 @@ from scipy.integrate import DOP853
 
 from continuum.geometry import check_points
 from continuum.initial import check_times
-from continuum.kernels import attention_field
+from continuum.kernels import FIELD_METHODS, attention_field
 from continuum.measure import Measure
 from continuum.timestep import default_dt, field_scale, progress_bar
 
@@ -70,7 +70,7 @@ class Trajectory:
 
 def simulate(model, x0, T: float, times=None, dt: float | None = None, method: str = "rk4",
              rtol: float = 1e-10, atol: float = 1e-12, progress: bool | None = None,
-             checkpoint=None) -> Trajectory:
+             checkpoint=None, field: str = "auto") -> Trajectory:
     """Move N tokens by the attention dynamics dx_i/dt = X[mu_N](x_i) up to time T.
 
     Parameters
@@ -90,6 +90,9 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         Tolerances of "dop853".
     progress : bool or None
         tqdm bar over simulated time on stderr (None: only when stderr is a terminal).
+    field : {"auto", "direct", "harmonic"}
+        Path of :func:`continuum.kernels.attention_field` ("auto": the O(N) harmonic
+        expansion for large clouds where its error bound allows, else the direct sum).
     checkpoint : str or Path, optional
         A ``.npz`` file written atomically after every saved time. If it exists when the
         call starts and belongs to the same run (same model, tokens, times, method and step
@@ -103,6 +106,8 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if field not in FIELD_METHODS:
+        raise ValueError(f"field must be one of {FIELD_METHODS}, got {field!r}")
     if isinstance(x0, Measure):
         points, weights = x0.points, x0.weights
     else:
@@ -133,14 +138,14 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     w = np.ascontiguousarray(weights)
     n, d = mu0.points.shape
     out = np.empty((times.size, n, d))
-    run_key = _fingerprint(model, mu0, times, method, dt, rtol, atol)
+    run_key = _fingerprint(model, mu0, times, method, dt, rtol, atol, field)
     state = _load_checkpoint(checkpoint, run_key, out)
     k_done, t, x, counter, h_last = state
     info = {"method": method, "resumed_from_index": k_done} if k_done else {"method": method}
     wall = _time.perf_counter()
 
     def rhs(y):  # RK stages leave the sphere by O(dt^2) on purpose: no sphere check
-        return attention_field(y, y, w, model, check=False)
+        return attention_field(y, y, w, model, method=field, check=False)
 
     if k_done == 0:
         x = np.ascontiguousarray(mu0.points, dtype=np.float64).copy()
@@ -199,14 +204,14 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     return Trajectory(times=times, points=out, weights=w, model=model, info=info)
 
 
-def _fingerprint(model, mu0, times, method, dt, rtol, atol) -> str:
+def _fingerprint(model, mu0, times, method, dt, rtol, atol, field) -> str:
     """Hash identifying a run, so that a checkpoint is never resumed into another run."""
     digest = hashlib.sha256()
     digest.update(json.dumps(model.to_dict(), sort_keys=True).encode())
     for array in (mu0.points, mu0.weights, times):
         digest.update(np.ascontiguousarray(array).tobytes())
     step = f"{rtol!r},{atol!r}" if method == "dop853" else repr(dt)
-    digest.update(f"{method}|{step}".encode())
+    digest.update(f"{method}|{step}|{field}".encode())
     return digest.hexdigest()
 
 

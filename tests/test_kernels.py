@@ -130,8 +130,8 @@ def test_field_methods_are_checked():
     w = np.full(10, 0.1)
     with pytest.raises(ValueError, match="method"):
         attention_field(x, x, w, Attention(d=3), method="fast")
-    with pytest.raises(ValueError, match="rotation|orthogonal"):
-        attention_field(x, x, w, random_model(3, seed=1), method="harmonic")
+    with pytest.raises(ValueError, match="degree"):  # S^2: any A, up to MAX_DEGREE
+        attention_field(x, x, w, Attention(beta=40.0, d=3), method="harmonic")
     x2 = uniform_points(10, 2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="rotation"):
         attention_field(x2, x2, w, random_model(2, seed=1), method="harmonic")

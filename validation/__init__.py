@@ -23,6 +23,7 @@ CASES = (
     "sphere_growth_rates",
     "sphere_conservation",
     "sphere_particles",
+    "sphere_particles_sobolev",
     # forgetting (LoRA)
     "forgetting_bounds",
     "forgetting_norm_transition",

@@ -1,43 +1,76 @@
-"""The attention field on S^2 by a spherical-harmonic expansion of the kernel, for zonal kernels.
+"""The attention field on S^2 by a spherical-harmonic expansion of the kernel, in O(M + N) with
+nonuniform spherical-harmonic transforms (ducc0).
 
-When A = Q^T K = c R with R orthogonal (Q = K = I, or any multiple of a rotation/reflection),
-the score is beta <Qx, Ky> = kappa <x, R y> with kappa = beta c, and the kernel is zonal in
-(x, R y). Funk-Hecke / the addition theorem give
+The kernel is expanded in real orthonormal spherical harmonics phi_p (p = (l, m), l <= L) in
+both variables. With the scaled kernel k(x, y) = e^{beta <x, A y> - kappa}, kappa = beta ||A||_2
+(values in [e^{-2 kappa}, 1], so nothing overflows),
 
-    e^{kappa t} = sum_l (2l + 1) i_l(kappa) P_l(t),
-    P_l(<x, z>) = 4 pi / (2l + 1) sum_{m=-l..l} Y_lm(x) Y_lm(z),
+.. math::
 
-(i_l the modified spherical Bessel function of the first kind, Y_lm the real orthonormal
-spherical harmonics), so for any weighted cloud (y_j, w_j) and f in {1, y_1, y_2, y_3}
+    k(x, y) \\approx \\sum_{p, q} K_{pq}\\, \\phi_p(x)\\, \\phi_q(y), \\qquad
+    S_f(x) = \\sum_j w_j f(y_j) k(x, y_j) \\approx \\sum_p \\phi_p(x)
+             \\sum_q K_{pq} c_q[f], \\quad c_q[f] = \\sum_j w_j f(y_j) \\phi_q(y_j),
 
-    sum_j w_j e^{kappa <x, R y_j>} f(y_j) = 4 pi sum_{l <= L} i_l(kappa) sum_m Y_lm(x) c_lm[f],
-    c_lm[f] = sum_j w_j f(y_j) Y_lm(R y_j).
+for f in {1, y_1, y_2, y_3}; then X(x) = P_x^perp V S_y(x) / S_1(x) (SA) or
+P_x^perp V S_y(x) e^{kappa} (USA). The coefficients c (adjoint synthesis at the sources) and the
+values at the targets (synthesis) are ducc0's nonuniform transforms
+``sht.adjoint_synthesis_general`` / ``sht.synthesis_general``: O(N + L^2 log L) each, no tables.
 
-The field X(x) = P_x^perp V (numerator / Z) then costs two matrix products,
-O((M + N) (L + 1)^2), instead of the direct kernel's O(M N); the harmonics at the fixed targets
-(mesh vertices) and sources (quadrature points) are computed once. This is what makes the DG
-solver's nonlocal term cheap (it was 95% of a step with the direct kernel).
+* Zonal kernels, A = c R with R orthogonal: k depends on <x, R y> only, and Funk-Hecke gives
+  K diagonal, K_pp = 4 pi i_l(kappa) e^{-kappa} (i_l the modified spherical Bessel function),
+  at the sources rotated by R.
+* General A (d = 3): K is computed once per (A, beta, L) by sampling k on a product
+  Gauss-Legendre grid ((L + 1) x (2L + 2) nodes per variable, exact for degree <= 2L + 1) and
+  analysing it in x, then in y (``sht.analysis_2d``); O(L^4) memory, cached.
 
-Accuracy: L is chosen so that the truncated tail sum_{l > L} (2l + 1) i_l(kappa) is below
-1e-16 e^{-kappa}; the round-off of the sum relative to the smallest possible Z (e^{-kappa} times
-the mass, against terms up to e^{kappa}) is about (L + 1)^2 u e^{2 kappa} (u = 2.2e-16), the same
-dynamic-range limit as the FFT path on S^1; "auto" uses this path only for kappa <= 9.
+Accuracy. L is the smallest degree whose zonal tail sum_{l > L} (2l + 1) i_l(kappa) is below
+1e-16 e^{-kappa} (``harmonic_degree``): the truncation error of k is below 1e-16 e^{-2 kappa}
+in each variable (for general A, kappa = beta ||A||_2 bounds every direction), and the grid
+aliasing of K is of the same size. Each transform is accurate to ``EPSILON`` relative to the
+size of what it produces (ducc0's accuracy parameter); taken pointwise against the largest value
+a sum can take, m = sum_j w_j (an error model, not a proof), the two transforms leave an absolute
+error of about 2 eps m in every S_f, and the ratio S_y / S_1 a relative error of at most
+
+.. math::
+
+    b(x) = 4\\, \\varepsilon\\, m / S_1(x) \\le 4 \\varepsilon e^{2\\kappa}
+
+(S_1 >= e^{-2 kappa} m): the dynamic range of the kernel, the same limit as the FFT path on
+S^1. For USA, b bounds the error relative to the field's scale ||V|| e^{kappa} S_1(x). The tests
+check b against the direct sum on uniform, concentrated and two-cluster clouds.
+:func:`harmonic_field` returns b with the field, so a caller can recompute the targets
+where b is too large by the direct sum (``attention_field(method="auto")`` does so above
+1e-10). Points off the sphere (Runge-Kutta stages) are evaluated at x / |x| and y / |y|: the
+extension of the field off the sphere differs from the direct sum's at O(| |x| - 1 |), which
+keeps the integrators' order (the exact flow stays on the sphere).
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import scipy.special
 
 from ..geometry import tangent_project
 
-__all__ = ["sphere_harmonics", "harmonic_degree", "zonal_factor", "HarmonicField",
-           "HARMONIC_MAX_KAPPA"]
+__all__ = ["harmonic_field", "transform_preferred", "kernel_matrix", "expansion_degree",
+           "harmonic_degree", "zonal_factor", "gauss_grid", "to_real", "from_real", "EPSILON",
+           "MAX_DEGREE", "TRUSTED_BOUND", "TRANSFORM_MIN_PAIRS", "AUTO_MAX_KAPPA"]
 
-#: like FFT_MAX_BETA_C on S^1: round-off ~ (L + 1)^2 u e^{2 kappa} stays below ~1e-5 relative
-HARMONIC_MAX_KAPPA = 9.0
+#: accuracy parameter of the ducc0 transforms (float64 needs > 2e-13)
+EPSILON = 3e-13
+#: largest degree of the expansion (general A: K has (L + 1)^4 entries, 100 MB at L = 56)
+MAX_DEGREE = 56
+#: "auto" keeps the expansion's value at a target only where the bound b is below this
+TRUSTED_BOUND = 1e-10
+#: "auto" uses the expansion from this many target-source pairs on: the measured crossover with
+#: the direct sum is near 1e6 pairs (N ~ 1000, one thread); 4x above it, as on S^1
+TRANSFORM_MIN_PAIRS = 1 << 22
+#: "auto" uses the expansion up to this kappa = beta ||Q^T K|| (L = 39; beyond, the dynamic
+#: range e^{2 kappa} leaves most targets to the direct sum anyway)
+AUTO_MAX_KAPPA = 9.0
 
 
 def zonal_factor(A: np.ndarray, tol: float = 1e-12):
@@ -65,87 +98,143 @@ def harmonic_degree(kappa: float, tol: float = 1e-16) -> int:
     return max(int(ok[0]) - 1, 0)
 
 
-def sphere_harmonics(points: np.ndarray, L: int) -> np.ndarray:
-    """Real orthonormal spherical harmonics Y_lm at unit vectors ``points`` (M, 3), l <= L.
+def _loc(points: np.ndarray) -> np.ndarray:
+    """(colatitude, longitude) of the directions of ``points`` (rows need not be unit)."""
+    r = np.linalg.norm(points, axis=1)
+    return np.stack([np.arccos(np.clip(points[:, 2] / r, -1.0, 1.0)),
+                     np.mod(np.arctan2(points[:, 1], points[:, 0]), 2 * np.pi)], axis=-1)
 
-    Column index l^2 + l + m (m = -l..l). Y_lm = Q_l^|m|(z) * sqrt(2) Re((x + iy)^m) (m > 0),
-    Q_l^0(z) (m = 0), Q_l^|m|(z) * sqrt(2) Im((x + iy)^|m|) (m < 0), where
-    Q_l^m = Pbar_l^m / sin^m(theta) obeys the fully normalised associated-Legendre recurrence
-    (no Condon-Shortley phase) and needs no angles (regular at the poles).
-    """
-    p = np.asarray(points, dtype=float)
-    x, y, z = p[:, 0], p[:, 1], p[:, 2]
-    out = np.empty((len(p), (L + 1) ** 2))
-    power = np.ones(len(p), dtype=complex)  # (x + iy)^m
-    xy = x + 1j * y
-    qmm = 1.0 / math.sqrt(4 * math.pi)  # Q_m^m, a constant
-    for m in range(L + 1):
-        if m > 0:
-            qmm *= math.sqrt((2 * m + 1) / (2 * m))
-            power = power * xy
-        cos_part = math.sqrt(2) * power.real if m else np.ones(len(p))
-        sin_part = math.sqrt(2) * power.imag
-        q_prev2 = None
-        q_prev = np.full(len(p), qmm)
-        for l in range(m, L + 1):
-            if l == m:
-                q = q_prev
-            elif l == m + 1:
-                q = math.sqrt(2 * m + 3) * z * q_prev
-            else:
-                a = math.sqrt((4 * l * l - 1) / (l * l - m * m))
-                b = math.sqrt(((l - 1) ** 2 - m * m) / (4 * (l - 1) ** 2 - 1))
-                q = a * (z * q_prev - b * q_prev2)
-            if l > m:
-                q_prev2, q_prev = q_prev, q
-            out[:, l * l + l + m] = q * cos_part
-            if m:
-                out[:, l * l + l - m] = q * sin_part
+
+@lru_cache(maxsize=8)
+def _orders(L: int) -> np.ndarray:
+    """m of each coefficient in ducc0's (healpy, m-major) layout, l <= L."""
+    out = np.concatenate([np.full(L + 1 - m, m) for m in range(L + 1)])
+    out.setflags(write=False)
     return out
 
 
-class HarmonicField:
-    """Attention field at fixed ``targets`` from weighted clouds on fixed ``sources`` (both
-    unit vectors in R^3) for a model with a zonal kernel (``zonal_factor(model.A)`` not None).
+def _degrees(L: int) -> np.ndarray:
+    return np.concatenate([np.arange(m, L + 1) for m in range(L + 1)])
 
-    ``field(weights)`` equals the direct sum
-    ``attention_field(targets, sources, weights, model, method="direct")`` to the accuracy
-    stated in the module docstring.
+
+def to_real(alm: np.ndarray, L: int) -> np.ndarray:
+    """Real coordinates of complex coefficients (m >= 0, healpy layout) in the orthonormal basis
+    phi_{l0} = Y_l0, phi^c_{lm} = sqrt 2 Re Y_lm, phi^s_{lm} = -sqrt 2 Im Y_lm (m > 0):
+    (Re a_{l0}; sqrt 2 Re a_{lm}; sqrt 2 Im a_{lm}). The same map takes ducc0's adjoint
+    synthesis output to (sum_j g_j phi_p(y_j))_p, and analysis output to (int f phi_p)_p."""
+    pos = _orders(L) > 0
+    return np.concatenate([alm[..., ~pos].real, math.sqrt(2) * alm[..., pos].real,
+                           math.sqrt(2) * alm[..., pos].imag], axis=-1)
+
+
+def from_real(r: np.ndarray, L: int) -> np.ndarray:
+    """Inverse of :func:`to_real`: synthesis of the result is sum_p r_p phi_p."""
+    pos = _orders(L) > 0
+    n0, npos = int((~pos).sum()), int(pos.sum())
+    alm = np.empty(r.shape[:-1] + (pos.size,), dtype=complex)
+    alm[..., ~pos] = r[..., :n0]
+    alm[..., pos] = (r[..., n0:n0 + npos] + 1j * r[..., n0 + npos:]) / math.sqrt(2)
+    return alm
+
+
+def gauss_grid(L: int):
+    """Nodes (ntheta * nphi, 3) of ducc0's "GL" grid for degree L (theta ascending, phi from 0),
+    and its shape (L + 1, 2L + 2)."""
+    ntheta, nphi = L + 1, 2 * L + 2
+    z = np.polynomial.legendre.leggauss(ntheta)[0][::-1]
+    phi = 2 * np.pi * np.arange(nphi) / nphi
+    zz, pp = np.meshgrid(z, phi, indexing="ij")
+    s = np.sqrt(1.0 - zz**2)
+    return np.stack([s * np.cos(pp), s * np.sin(pp), zz], axis=-1).reshape(-1, 3), (ntheta, nphi)
+
+
+@lru_cache(maxsize=4)
+def _kernel_matrix_cached(A_bytes: bytes, beta: float, L: int) -> np.ndarray:
+    import ducc0
+
+    A = np.frombuffer(A_bytes).reshape(3, 3)
+    kappa = beta * np.linalg.norm(A, 2)
+    grid, shape = gauss_grid(L)
+    sampled = np.exp(beta * (grid @ A) @ grid.T - kappa)  # k(x_a, y_b), rows x, columns y
+    P = (L + 1) ** 2
+    half = np.empty((P, len(grid)))  # int k(x, y_b) phi_p(x) dx
+    for b in range(len(grid)):
+        alm = ducc0.sht.analysis_2d(map=sampled[:, b].reshape(1, *shape), spin=0, lmax=L,
+                                    geometry="GL")[0]
+        half[:, b] = to_real(alm, L)
+    K = np.empty((P, P))
+    for p in range(P):
+        alm = ducc0.sht.analysis_2d(map=half[p].reshape(1, *shape), spin=0, lmax=L,
+                                    geometry="GL")[0]
+        K[p] = to_real(alm, L)
+    K.setflags(write=False)
+    return K
+
+
+def kernel_matrix(A: np.ndarray, beta: float, L: int) -> np.ndarray:
+    """K_pq = int int e^{beta <x, A y> - kappa} phi_p(x) phi_q(y) dx dy (kappa = beta ||A||_2),
+    p, q real harmonics of degree <= L in the order of :func:`to_real`; cached per (A, beta, L).
     """
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    if A.shape != (3, 3):
+        raise ValueError(f"A must be 3 x 3, got {A.shape}")
+    return _kernel_matrix_cached(A.tobytes(), float(beta), int(L))
 
-    def __init__(self, targets, sources, model, L: int | None = None):
-        if model.d != 3:
-            raise ValueError(f"HarmonicField is for S^2 (d = 3), got d = {model.d}")
-        zonal = zonal_factor(model.A)
-        if zonal is None:
-            raise ValueError("the harmonic path needs Q^T K = c R with R orthogonal")
-        c, R = zonal
-        self.kappa = float(model.beta) * c
-        self.L = harmonic_degree(self.kappa) if L is None else int(L)
-        self.model = model
-        self.targets = np.ascontiguousarray(targets, dtype=float)
-        self.sources = np.ascontiguousarray(sources, dtype=float)
-        self.Y_targets = sphere_harmonics(self.targets, self.L)
-        self.Y_sources = sphere_harmonics(self.sources @ R.T, self.L)  # Y_lm(R y_j)
-        degrees = np.repeat(np.arange(self.L + 1), 2 * np.arange(self.L + 1) + 1)
-        # 4 pi i_l(kappa) e^{-kappa}: scaled so nothing overflows; e^{kappa} cancels for SA
-        self.lam = 4 * math.pi * scipy.special.spherical_in(degrees, self.kappa) \
-            * math.exp(-self.kappa)
-        self.f_sources = np.column_stack([np.ones(len(self.sources)), self.sources])
 
-    def __call__(self, weights) -> np.ndarray:
-        w = np.asarray(weights, dtype=float)
-        if w.shape != (len(self.sources),):
-            raise ValueError(f"weights must have shape ({len(self.sources)},), got {w.shape}")
-        coeffs = self.Y_sources.T @ (w[:, None] * self.f_sources)  # c_lm[f], ((L+1)^2, 4)
-        sums = self.Y_targets @ (self.lam[:, None] * coeffs)  # e^{-kappa} sum_j w_j k f
-        if self.model.normalized:
-            Z = sums[:, 0]
-            if np.any(Z <= 0):
-                raise FloatingPointError("harmonic field: normaliser Z <= 0 (kappa too large "
-                                         "for this path; use field='kernel')")
-            mean = sums[:, 1:] / Z[:, None]
-        else:
-            mean = sums[:, 1:] * math.exp(self.kappa)
-        v = mean @ self.model.V.T
-        return tangent_project(self.targets, v)
+def expansion_degree(model) -> int:
+    """L of the expansion: ``harmonic_degree(beta ||Q^T K||_2)``."""
+    return harmonic_degree(float(model.beta * np.linalg.norm(model.A, 2)))
+
+
+def transform_preferred(model, n_targets: int, n_sources: int) -> bool:
+    """The "auto" choice on S^2: the expansion for clouds of at least TRANSFORM_MIN_PAIRS pairs
+    with kappa = beta ||Q^T K|| <= AUTO_MAX_KAPPA (any A)."""
+    return (model.d == 3 and n_targets * n_sources >= TRANSFORM_MIN_PAIRS
+            and model.beta * np.linalg.norm(model.A, 2) <= AUTO_MAX_KAPPA)
+
+
+def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
+    """Attention field at ``targets`` (M, 3) of the cloud (``sources`` (N, 3), ``weights`` (N,))
+    by the expansion of the module docstring, and the bound b (M,) on its relative error.
+
+    No input checks (``continuum.kernels.attention_field`` checks); ``model.d`` must be 3 and
+    the degree ``expansion_degree(model)`` at most MAX_DEGREE.
+    """
+    import ducc0
+
+    if model.d != 3:
+        raise ValueError(f"the spherical-harmonic field is for S^2 (d = 3), got d={model.d}")
+    L = expansion_degree(model)
+    if L > MAX_DEGREE:
+        raise ValueError(f"beta ||Q^T K|| = {model.beta * np.linalg.norm(model.A, 2):.3g} needs "
+                         f"degree {L} > {MAX_DEGREE}: use method='direct'")
+    kappa = float(model.beta * np.linalg.norm(model.A, 2))
+    zonal = zonal_factor(model.A)
+    src = np.asarray(sources, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    maps = np.vstack([w, w * src.T])  # f = 1, y_1, y_2, y_3 (at the true y, not y / |y|)
+    loc = _loc(src @ zonal[1].T if zonal is not None else src)
+    coeffs = np.stack([to_real(ducc0.sht.adjoint_synthesis_general(
+        map=f[None], spin=0, lmax=L, loc=loc, epsilon=EPSILON, nthreads=nthreads)[0], L)
+        for f in maps])  # (4, P)
+    if zonal is not None:  # Funk-Hecke: K = diag(4 pi i_l(kappa) e^{-kappa})
+        degrees = np.concatenate([_degrees(L)[_orders(L) == 0]] + 2 * [_degrees(L)[_orders(L) > 0]])
+        coeffs = coeffs * (4 * math.pi * scipy.special.spherical_in(degrees, kappa)
+                           * math.exp(-kappa))
+    else:
+        coeffs = coeffs @ kernel_matrix(model.A, model.beta, L).T
+    tgt = np.asarray(targets, dtype=np.float64)
+    loc_t = loc if tgt is src and zonal is None else _loc(tgt)
+    sums = np.stack([ducc0.sht.synthesis_general(
+        alm=from_real(c, L)[None], spin=0, lmax=L, loc=loc_t, epsilon=EPSILON,
+        nthreads=nthreads)[0] for c in coeffs])  # (4, M): S_1, S_y
+    mass = float(w.sum())
+    Z = sums[0]
+    bound = np.full(len(tgt), np.inf)
+    positive = Z > 0
+    bound[positive] = 4 * EPSILON * mass / Z[positive]
+    if model.normalized:
+        mean = sums[1:].T / np.where(positive, Z, 1.0)[:, None]
+    else:
+        mean = sums[1:].T * math.exp(kappa)
+    return tangent_project(tgt, mean @ model.V.T), bound

@@ -24,7 +24,7 @@ from ..initial import check_times, check_total_mass, evaluate_density
 from ..kernels import attention_field
 from ..solution import finish_solution
 from ..timestep import default_dt, march
-from .harmonic import HARMONIC_MAX_KAPPA, HarmonicField, harmonic_degree, zonal_factor
+from .harmonic import MAX_DEGREE, expansion_degree, transform_preferred
 
 __all__ = ["solve_fem", "choose_sphere_path"]
 
@@ -65,11 +65,12 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         and a PNG (Mollweide map) of the final cell averages (``density_final.png``).
     comm : MPI communicator (default COMM_WORLD)
     field : {"auto", "kernel", "harmonic"}
-        How the nonlocal field is evaluated: "kernel" = the direct Numba kernel,
-        O(cells x vertices) per stage; "harmonic" = spherical-harmonic expansion of a zonal
-        kernel (Q^T K = c R, R orthogonal; ``continuum.sphere.harmonic``),
-        O((cells + vertices) (L + 1)^2); "auto" = harmonic when possible, beta c <= 9 and
-        the harmonic tables fit in 2 GiB, else kernel.
+        How the nonlocal field is evaluated (``attention_field``): "kernel" = the direct sum,
+        O(cells x vertices) per stage; "harmonic" = the spherical-harmonic expansion of the
+        kernel by nonuniform transforms (``continuum.sphere.harmonic``), O(cells + vertices +
+        L^2 log L) (any Q, K; L from beta ||Q^T K||); "auto" = harmonic from 2^22 pairs on
+        (level >= 4) while beta ||Q^T K|| <= 9, with the direct sum at vertices where the
+        expansion's error bound exceeds 1e-10.
     """
     from .dg import SphereDG
 
@@ -85,6 +86,7 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         raise TypeError(f"rho0 must be a callable mapping points (M, 3) to densities (M,), "
                         f"got {type(rho0).__name__}")
     T, times = check_times(T, times)
+    choose_sphere_path(model, field)  # checks ``field`` before any work
     wall = _time.perf_counter()
     dg = SphereDG(resolution, degree=degree, comm=comm, quadrature_degree=quadrature_degree)
     state = dg.interpolate(lambda p: evaluate_density(rho0, p))
@@ -98,18 +100,13 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     # the CFL step follows |u|, which is tiny near a stationary state although the dynamics
     # there evolve on the time scale 1/L: cap the step as the particle integrator does
     max_dt = default_dt(model) if max_dt is None else float(max_dt)
-    path = {"field": None}
+    method = {"auto": "auto", "kernel": "direct", "harmonic": "harmonic"}[field]
 
     def update_velocity(array):
         pts, w = dg.quadrature_measure(array)
         mass = w.sum()
-        if path["field"] is None:  # the source points are fixed: decide (and tabulate) once
-            path["name"] = choose_sphere_path(model, field, len(dg.velocity_targets) + len(pts))
-            path["field"] = (HarmonicField(dg.velocity_targets, pts, model)
-                             if path["name"] == "harmonic" else
-                             lambda weights: attention_field(dg.velocity_targets, pts, weights,
-                                                             model, method="direct", check=False))
-        values = path["field"](w / mass)
+        values = attention_field(dg.velocity_targets, pts, w / mass, model, method=method,
+                                 check=False)
         if not model.normalized:
             values = values * mass
         dg.set_velocity(values)
@@ -139,7 +136,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     points = dg.gather_cells(dg.cell_centroid)
     areas = dg.gather_cells(dg.cell_area)
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,
-            "limiter": limiter, "field": path["name"], **counts, "h_min": dg.h_min,
+            "limiter": limiter, **counts,
+            "field": choose_sphere_path(model, field, len(dg.velocity_targets), len(areas)), "h_min": dg.h_min,
             "cells": int(len(areas)), "discrete_area": float(areas.sum()),
             "initial_rescaling": 1.0 / total, "mpi_size": dg.comm.size,
             "wall_time_s": _time.perf_counter() - wall}
@@ -154,19 +152,21 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     return finish_solution(model, times, points, areas, cells_out, info)
 
 
-def choose_sphere_path(model, field: str = "auto", n_points: int = 0) -> str:
-    """Resolve the nonlocal-field path ("kernel" or "harmonic") for ``solve_fem``."""
+def choose_sphere_path(model, field: str = "auto", n_targets: int = 0,
+                       n_sources: int = 0) -> str:
+    """The nonlocal-field path ("kernel" or "harmonic") ``solve_fem`` takes for ``field`` with
+    this many velocity targets (vertices) and sources (quadrature points): "auto" is the choice
+    of ``attention_field(method="auto")`` (``harmonic.transform_preferred``; targets whose
+    error bound exceeds ``harmonic.TRUSTED_BOUND`` still get the direct sum)."""
     if field not in ("auto", "kernel", "harmonic"):
         raise ValueError(f"field must be 'auto', 'kernel' or 'harmonic', got {field!r}")
-    zonal = zonal_factor(model.A)
-    if field == "harmonic" and zonal is None:
-        raise ValueError("field='harmonic' needs Q^T K = c R with R orthogonal (zonal kernel)")
+    if field == "harmonic" and expansion_degree(model) > MAX_DEGREE:
+        raise ValueError(f"field='harmonic' needs degree {expansion_degree(model)} > "
+                         f"{MAX_DEGREE} for beta ||Q^T K|| = "
+                         f"{model.beta * np.linalg.norm(model.A, 2):.3g}; use 'kernel'")
     if field != "auto":
         return field
-    if zonal is None or model.beta * zonal[0] > HARMONIC_MAX_KAPPA:
-        return "kernel"
-    L = harmonic_degree(model.beta * zonal[0])
-    return "harmonic" if n_points * (L + 1) ** 2 * 8 <= 2 * 2**30 else "kernel"
+    return "harmonic" if transform_preferred(model, n_targets, n_sources) else "kernel"
 
 
 def _vtx_path(output):
