@@ -111,8 +111,8 @@ def main(argv=None) -> int:
         result["timing"][name] = {"direct_2^15_s": direct, "setup_s": setup, "rows": rows}
         print(f"{name}: direct at N = 2^15: {direct:.2f} s; first call (K, caches): "
               f"{setup:.2f} s")
-    from particles import simulate
     from continuum.timestep import field_scale
+    from particles import simulate
 
     n_p, T_p, dt_p = (10**5, 0.5, 0.1) if args.quick else (10**6, 5.0, 0.1)
     Q, K, Vp = (rng.standard_normal((3, 3)) / np.sqrt(3) for _ in range(3))

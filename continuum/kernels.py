@@ -22,6 +22,7 @@ core modules that import from ``continuum.circle`` or ``continuum.sphere``.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .direct import direct_field, interaction_energy
@@ -93,10 +94,11 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
     if model.d == 3:
         from .sphere.harmonic import TRUSTED_BOUND, harmonic_field, transform_preferred
 
+        threads = numba.get_num_threads()  # the same parallelism as the direct sum
         if method == "harmonic":
-            return harmonic_field(targets, sources, weights, model)[0]
+            return harmonic_field(targets, sources, weights, model, nthreads=threads)[0]
         if transform_preferred(model, len(targets), len(sources)):
-            field, bound = harmonic_field(targets, sources, weights, model)
+            field, bound = harmonic_field(targets, sources, weights, model, nthreads=threads)
             redo = np.nonzero(~(bound <= TRUSTED_BOUND))[0]
             if redo.size:  # targets where the kernel's dynamic range defeats the expansion
                 field[redo] = direct_field(targets[redo], sources, weights, model)

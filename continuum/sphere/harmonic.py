@@ -218,7 +218,8 @@ def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
         map=f[None], spin=0, lmax=L, loc=loc, epsilon=EPSILON, nthreads=nthreads)[0], L)
         for f in maps])  # (4, P)
     if zonal is not None:  # Funk-Hecke: K = diag(4 pi i_l(kappa) e^{-kappa})
-        degrees = np.concatenate([_degrees(L)[_orders(L) == 0]] + 2 * [_degrees(L)[_orders(L) > 0]])
+        order, degree = _orders(L), _degrees(L)
+        degrees = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
         coeffs = coeffs * (4 * math.pi * scipy.special.spherical_in(degrees, kappa)
                            * math.exp(-kappa))
     else:
