@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.special
 
 from continuum import Attention, solve
 from continuum.geometry import normalize, uniform_points
@@ -183,7 +184,8 @@ def test_dg_path_choice_and_errors():
     level3, level4 = (642, 1280), (2562, 5120)  # (vertices, cells)
     assert choose_sphere_path(zonal, "auto", *level4) == "harmonic"
     assert choose_sphere_path(skew, "auto", *level4) == "harmonic"  # any A now
-    assert choose_sphere_path(zonal, "auto", *level3) == "kernel"  # below the crossover
+    assert choose_sphere_path(zonal, "auto", *level3) == "harmonic"  # tables
+    assert choose_sphere_path(skew, "auto", *level3) == "kernel"  # below the crossover
     assert choose_sphere_path(hot, "auto", *level4) == "kernel"  # beta ||A|| > 9
     warm = Attention(beta=12.0, d=3)  # kappa 12 > 9: "auto" avoids it, degree <= MAX_DEGREE
     assert choose_sphere_path(warm, "auto", *level4) == "kernel"
@@ -207,5 +209,77 @@ def test_fem_solution_same_with_either_field_path(Q):
     runs = {f: solve(model, rho0, 1.0, method="fem", resolution=2, times=[0.0, 1.0], field=f)
             for f in ("kernel", "harmonic")}
     assert runs["harmonic"].info["field"] == "harmonic"
+    # level 2 is small: a zonal kernel takes the tables, the other one the transforms
+    assert runs["harmonic"].info["harmonic_tables"] == (transform.zonal_factor(model.A)
+                                                        is not None)
     a, b = runs["kernel"].densities[-1], runs["harmonic"].densities[-1]
     assert np.max(np.abs(a - b)) <= 1e-10 * np.max(np.abs(a))
+
+
+# ------------------------------------------------------------------ tables (DG solver)
+
+U = np.finfo(float).eps
+
+
+def _sphere_points(rng, n, centre=None, spread=None):
+    p = rng.normal(size=(n, 3))
+    if centre is not None:  # concentrated cloud: centre + spread * noise
+        p = np.asarray(centre) + spread * p
+    return p / np.linalg.norm(p, axis=1)[:, None]
+
+
+def test_addition_theorem():
+    """sum_m Y_lm(x) Y_lm(y) = (2l + 1) / (4 pi) P_l(<x, y>): orthonormal real harmonics."""
+    rng = np.random.default_rng(1)
+    x, y = _sphere_points(rng, 40), _sphere_points(rng, 40)
+    L = 24
+    Yx, Yy = transform.sphere_harmonics(x, L), transform.sphere_harmonics(y, L)
+    t = np.einsum("ij,ij->i", x, y)
+    for l in range(L + 1):
+        block = slice(l * l, (l + 1) ** 2)
+        lhs = (Yx[:, block] * Yy[:, block]).sum(axis=1)
+        rhs = (2 * l + 1) / (4 * math.pi) * scipy.special.eval_legendre(l, t)
+        # round-off of a sum of 2l + 1 products of O(sqrt((2l + 1) / 4 pi)) numbers
+        assert np.max(np.abs(lhs - rhs)) <= 100 * (2 * l + 1) ** 2 * U
+
+
+def test_poles_are_regular():
+    Y = transform.sphere_harmonics(np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]), 10)
+    assert np.all(np.isfinite(Y))
+    # only m = 0 survives at the poles: Y_l0(+-e3) = +-^l sqrt((2l + 1) / 4 pi)
+    for l in range(11):
+        assert Y[0, l * l + l] == pytest.approx(math.sqrt((2 * l + 1) / (4 * math.pi)))
+        assert Y[1, l * l + l] == pytest.approx((-1) ** l * math.sqrt((2 * l + 1) / (4 * math.pi)))
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 4.0, 9.0])
+@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("concentrated", [False, True])
+def test_tables_match_the_direct_sum(beta, normalized, concentrated):
+    rng = np.random.default_rng(int(beta * 10) + 2 * normalized + concentrated)
+    R, _ = np.linalg.qr(rng.normal(size=(3, 3)))  # A = Q^T K = 0.7 R (R orthogonal)
+    model = Attention(beta=beta, d=3, Q=0.7 * np.eye(3), K=R, V=rng.normal(size=(3, 3)),
+                      normalized=normalized)
+    targets = _sphere_points(rng, 500)
+    sources = (_sphere_points(rng, 800, centre=[1.0, 0, 0], spread=0.05) if concentrated
+               else _sphere_points(rng, 800))
+    weights = rng.random(800)
+    weights /= weights.sum()
+    hf = transform.HarmonicTables(targets, sources, model)
+    exact = attention_field(targets, sources, weights, model)
+    kappa = hf.kappa
+    assert kappa == pytest.approx(0.7 * beta)
+    # module docstring: tail <= 1e-16 e^{-kappa}; round-off ~ (L + 1)^2 u e^{2 kappa}
+    bound = 10 * (hf.L + 1) ** 2 * U * math.exp(2 * kappa)
+    err = np.max(np.abs(hf(weights) - exact)) / np.max(np.abs(exact))
+    assert err <= bound, (err, bound)
+
+
+def test_tables_preferred_only_for_small_sets_and_kappa():
+    zonal = Attention(beta=1.0, d=3)
+    level4, level5 = (2562, 5120), (10242, 20480)
+    assert transform.tables_preferred(zonal, *level4)
+    assert not transform.tables_preferred(zonal, *level5)  # transforms faster (measured)
+    assert not transform.tables_preferred(Attention(beta=4.0, d=3), *level4)  # kappa > 2
+    assert not transform.tables_preferred(Attention(beta=1.0, d=3, Q=np.diag([1, 0.8, 0.6])),
+                                          *level4)  # not zonal

@@ -55,7 +55,8 @@ import scipy.special
 
 from ..geometry import tangent_project
 
-__all__ = ["harmonic_field", "transform_preferred", "kernel_matrix", "expansion_degree",
+__all__ = ["harmonic_field", "transform_preferred", "HarmonicTables", "tables_preferred",
+           "sphere_harmonics", "kernel_matrix", "expansion_degree",
            "harmonic_degree", "zonal_factor", "gauss_grid", "to_real", "from_real", "EPSILON",
            "MAX_DEGREE", "TRUSTED_BOUND", "TRANSFORM_MIN_PAIRS", "AUTO_MAX_KAPPA"]
 
@@ -68,6 +69,12 @@ TRUSTED_BOUND = 1e-10
 #: "auto" uses the expansion from this many target-source pairs on: the measured crossover with
 #: the direct sum is near 1e6 pairs (N ~ 1000, one thread); 4x above it, as on S^1
 TRANSFORM_MIN_PAIRS = 1 << 22
+#: tables (HarmonicTables) instead of transforms for fixed point sets up to this many entries
+#: (M + N)(L + 1)^2 and kappa <= TABLES_MAX_KAPPA: measured crossover between level 4 (7682
+#: points, L = 15: tables 3x faster) and level 5 (30722 points: transforms 1.2x faster)
+TABLES_MAX_ENTRIES = 1 << 22
+#: kappa up to which tables are used: round-off (L + 1)^2 u e^{2 kappa} < 1e-11, no fallback
+TABLES_MAX_KAPPA = 2.0
 #: "auto" uses the expansion up to this kappa = beta ||Q^T K|| (L = 39; beyond, the dynamic
 #: range e^{2 kappa} leaves most targets to the direct sum anyway)
 AUTO_MAX_KAPPA = 9.0
@@ -239,3 +246,106 @@ def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
     else:
         mean = sums[1:].T * math.exp(kappa)
     return tangent_project(tgt, mean @ model.V.T), bound
+
+
+# ---------------------------------------------------------------------------------------------
+# tables for fixed point sets (the DG solver's vertices and quadrature points)
+
+
+def tables_preferred(model, n_targets: int, n_sources: int) -> bool:
+    """Tables rather than transforms: a zonal kernel, kappa <= TABLES_MAX_KAPPA and at most
+    TABLES_MAX_ENTRIES tabulated values (module constants: measured crossover)."""
+    zonal = zonal_factor(model.A) if model.d == 3 else None
+    if zonal is None or model.beta * zonal[0] > TABLES_MAX_KAPPA:
+        return False
+    L = harmonic_degree(model.beta * zonal[0])
+    return (n_targets + n_sources) * (L + 1) ** 2 <= TABLES_MAX_ENTRIES
+
+
+def sphere_harmonics(points: np.ndarray, L: int) -> np.ndarray:
+    """Real orthonormal spherical harmonics Y_lm at unit vectors ``points`` (M, 3), l <= L.
+
+    Column index l^2 + l + m (m = -l..l). Y_lm = Q_l^|m|(z) * sqrt(2) Re((x + iy)^m) (m > 0),
+    Q_l^0(z) (m = 0), Q_l^|m|(z) * sqrt(2) Im((x + iy)^|m|) (m < 0), where
+    Q_l^m = Pbar_l^m / sin^m(theta) obeys the fully normalised associated-Legendre recurrence
+    (no Condon-Shortley phase) and needs no angles (regular at the poles).
+    """
+    p = np.asarray(points, dtype=float)
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    out = np.empty((len(p), (L + 1) ** 2))
+    power = np.ones(len(p), dtype=complex)  # (x + iy)^m
+    xy = x + 1j * y
+    qmm = 1.0 / math.sqrt(4 * math.pi)  # Q_m^m, a constant
+    for m in range(L + 1):
+        if m > 0:
+            qmm *= math.sqrt((2 * m + 1) / (2 * m))
+            power = power * xy
+        cos_part = math.sqrt(2) * power.real if m else np.ones(len(p))
+        sin_part = math.sqrt(2) * power.imag
+        q_prev2 = None
+        q_prev = np.full(len(p), qmm)
+        for l in range(m, L + 1):
+            if l == m:
+                q = q_prev
+            elif l == m + 1:
+                q = math.sqrt(2 * m + 3) * z * q_prev
+            else:
+                a = math.sqrt((4 * l * l - 1) / (l * l - m * m))
+                b = math.sqrt(((l - 1) ** 2 - m * m) / (4 * (l - 1) ** 2 - 1))
+                q = a * (z * q_prev - b * q_prev2)
+            if l > m:
+                q_prev2, q_prev = q_prev, q
+            out[:, l * l + l + m] = q * cos_part
+            if m:
+                out[:, l * l + l - m] = q * sin_part
+    return out
+
+
+class HarmonicTables:
+    """Attention field at fixed ``targets`` from weighted clouds on fixed ``sources`` (both
+    unit vectors in R^3) for a model with a zonal kernel (``zonal_factor(model.A)`` not None),
+    by tabulated real harmonics: the same expansion as :func:`harmonic_field`, two matrix
+    products per evaluation, O((M + N)(L + 1)^2) time and memory. Faster than the transforms
+    for small point sets and degrees (:func:`tables_preferred`); the DG solver uses it there.
+
+    ``field(weights)`` equals the direct sum
+    ``attention_field(targets, sources, weights, model, method="direct")`` to the accuracy
+    stated in the module docstring.
+    """
+
+    def __init__(self, targets, sources, model, L: int | None = None):
+        if model.d != 3:
+            raise ValueError(f"HarmonicTables is for S^2 (d = 3), got d = {model.d}")
+        zonal = zonal_factor(model.A)
+        if zonal is None:
+            raise ValueError("the harmonic path needs Q^T K = c R with R orthogonal")
+        c, R = zonal
+        self.kappa = float(model.beta) * c
+        self.L = harmonic_degree(self.kappa) if L is None else int(L)
+        self.model = model
+        self.targets = np.ascontiguousarray(targets, dtype=float)
+        self.sources = np.ascontiguousarray(sources, dtype=float)
+        self.Y_targets = sphere_harmonics(self.targets, self.L)
+        self.Y_sources = sphere_harmonics(self.sources @ R.T, self.L)  # Y_lm(R y_j)
+        degrees = np.repeat(np.arange(self.L + 1), 2 * np.arange(self.L + 1) + 1)
+        # 4 pi i_l(kappa) e^{-kappa}: scaled so nothing overflows; e^{kappa} cancels for SA
+        self.lam = 4 * math.pi * scipy.special.spherical_in(degrees, self.kappa) \
+            * math.exp(-self.kappa)
+        self.f_sources = np.column_stack([np.ones(len(self.sources)), self.sources])
+
+    def __call__(self, weights) -> np.ndarray:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (len(self.sources),):
+            raise ValueError(f"weights must have shape ({len(self.sources)},), got {w.shape}")
+        coeffs = self.Y_sources.T @ (w[:, None] * self.f_sources)  # c_lm[f], ((L+1)^2, 4)
+        sums = self.Y_targets @ (self.lam[:, None] * coeffs)  # e^{-kappa} sum_j w_j k f
+        if self.model.normalized:
+            Z = sums[:, 0]
+            if np.any(Z <= 0):
+                raise FloatingPointError("harmonic field: normaliser Z <= 0 (kappa too large "
+                                         "for this path; use field='kernel')")
+            mean = sums[:, 1:] / Z[:, None]
+        else:
+            mean = sums[:, 1:] * math.exp(self.kappa)
+        v = mean @ self.model.V.T
+        return tangent_project(self.targets, v)

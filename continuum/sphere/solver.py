@@ -24,7 +24,8 @@ from ..initial import check_times, check_total_mass, evaluate_density
 from ..kernels import attention_field
 from ..solution import finish_solution
 from ..timestep import default_dt, march
-from .harmonic import MAX_DEGREE, expansion_degree, transform_preferred
+from .harmonic import (MAX_DEGREE, HarmonicTables, expansion_degree, tables_preferred,
+                       transform_preferred)
 
 __all__ = ["solve_fem", "choose_sphere_path"]
 
@@ -68,9 +69,11 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         How the nonlocal field is evaluated (``attention_field``): "kernel" = the direct sum,
         O(cells x vertices) per stage; "harmonic" = the spherical-harmonic expansion of the
         kernel by nonuniform transforms (``continuum.sphere.harmonic``), O(cells + vertices +
-        L^2 log L) (any Q, K; L from beta ||Q^T K||); "auto" = harmonic from 2^22 pairs on
-        (level >= 4) while beta ||Q^T K|| <= 9, with the direct sum at vertices where the
-        expansion's error bound exceeds 1e-10.
+        L^2 log L) (any Q, K; L from beta ||Q^T K||), or for small meshes and zonal kernels
+        with beta c <= 2 the same expansion with tabulated harmonics (faster there,
+        ``harmonic.tables_preferred``); "auto" = the tables where preferred, else harmonic from
+        2^22 pairs on (level >= 4) while beta ||Q^T K|| <= 9, with the direct sum at vertices
+        where the expansion's error bound exceeds 1e-10, else kernel.
     """
     from .dg import SphereDG
 
@@ -101,12 +104,20 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     # there evolve on the time scale 1/L: cap the step as the particle integrator does
     max_dt = default_dt(model) if max_dt is None else float(max_dt)
     method = {"auto": "auto", "kernel": "direct", "harmonic": "harmonic"}[field]
+    tables = {}
 
     def update_velocity(array):
         pts, w = dg.quadrature_measure(array)
         mass = w.sum()
-        values = attention_field(dg.velocity_targets, pts, w / mass, model, method=method,
-                                 check=False)
+        if not tables:  # the points are fixed: small sets tabulate their harmonics once
+            use = field != "kernel" and tables_preferred(model, len(dg.velocity_targets),
+                                                         len(pts))
+            tables["field"] = HarmonicTables(dg.velocity_targets, pts, model) if use else None
+        if tables["field"] is not None:
+            values = tables["field"](w / mass)
+        else:
+            values = attention_field(dg.velocity_targets, pts, w / mass, model, method=method,
+                                     check=False)
         if not model.normalized:
             values = values * mass
         dg.set_velocity(values)
@@ -137,7 +148,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     areas = dg.gather_cells(dg.cell_area)
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,
             "limiter": limiter, **counts,
-            "field": choose_sphere_path(model, field, len(dg.velocity_targets), len(areas)), "h_min": dg.h_min,
+            "field": choose_sphere_path(model, field, len(dg.velocity_targets), len(areas)),
+            "harmonic_tables": tables.get("field") is not None, "h_min": dg.h_min,
             "cells": int(len(areas)), "discrete_area": float(areas.sum()),
             "initial_rescaling": 1.0 / total, "mpi_size": dg.comm.size,
             "wall_time_s": _time.perf_counter() - wall}
@@ -166,6 +178,8 @@ def choose_sphere_path(model, field: str = "auto", n_targets: int = 0,
                          f"{model.beta * np.linalg.norm(model.A, 2):.3g}; use 'kernel'")
     if field != "auto":
         return field
+    if tables_preferred(model, n_targets, n_sources):
+        return "harmonic"
     return "harmonic" if transform_preferred(model, n_targets, n_sources) else "kernel"
 
 
