@@ -41,7 +41,8 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
     ``dt_max, context = propose(state)`` is the scheme's stability limit (CFL) and
     ``new, ok = step(state, dt, context)`` the scheme's step. A step that reports ``ok = False``
     (e.g. a stage violated the positivity bound because the speed grew within the step) is
-    redone with half the step; halving below 1e-14 T raises instead of looping for ever.
+    redone with half the step; a step limit or a halved step below 1e-14 T raises instead of
+    looping for ever.
 
     Returns (final state, {"steps": ..., "step_halvings": ...}).
     """
@@ -54,6 +55,9 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
                 k += 1
                 continue
             dt_max, context = propose(state)
+            if not (np.isfinite(dt_max) and dt_max > floor):  # would never reach times[k]
+                raise RuntimeError(f"{label}: the scheme's step limit is {dt_max:.3g} at t = "
+                                   f"{t:.6g} (not a positive number above {floor:.1e})")
             dt = min(dt_max, times[k] - t)
             while True:
                 new, ok = step(state, dt, context)

@@ -39,3 +39,21 @@ def test_march_halves_a_failing_step_and_stops_a_hopeless_one():
     with pytest.raises(RuntimeError, match="halved below"):
         march(0.0, [0.0, 1.0], 1.0, lambda x: (1.0, None), lambda x, dt, _: (x, False),
               lambda k, x: None, progress=False, label="never ok")
+
+
+@pytest.mark.parametrize("limit", [0.0, -1.0, float("nan")])
+def test_march_refuses_a_step_limit_that_never_advances(limit):
+    with pytest.raises(RuntimeError, match="step limit"):
+        march(0.0, [0.0, 1.0], 1.0, lambda x: (limit, None), lambda x, dt, _: (x + dt, True),
+              lambda k, x: None, progress=False, label="bad limit")
+
+
+@pytest.mark.parametrize("options, word", [({"max_dt": 0.0}, "max_dt"),
+                                           ({"max_dt": -1e-3}, "max_dt"),
+                                           ({"max_dt": "0.1"}, "max_dt"), ({"cfl": "0.3"}, "cfl")])
+def test_fem_refuses_bad_step_options_before_work(options, word):
+    from continuum import Attention, solve
+
+    with pytest.raises(ValueError, match=word):
+        solve(Attention(beta=1.0, d=3), lambda p: np.full(len(p), 1 / (4 * np.pi)), 1.0,
+              method="fem", resolution=2, **options)

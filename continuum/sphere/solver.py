@@ -24,8 +24,13 @@ from ..initial import check_times, check_total_mass, evaluate_density
 from ..kernels import attention_field
 from ..solution import finish_solution
 from ..timestep import default_dt, march
-from .harmonic import (MAX_DEGREE, HarmonicTables, expansion_degree, tables_preferred,
-                       transform_preferred)
+from .harmonic import (
+    MAX_DEGREE,
+    HarmonicTables,
+    expansion_degree,
+    tables_preferred,
+    transform_preferred,
+)
 
 __all__ = ["solve_fem", "choose_sphere_path"]
 
@@ -83,8 +88,11 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
             not 0 <= resolution <= 7:
         raise ValueError(f"resolution (icosphere level) must be an integer in [0, 7], "
                          f"got {resolution!r}")
-    if not 0 < cfl <= 1:
-        raise ValueError(f"cfl must be in (0, 1], got {cfl}")
+    if isinstance(cfl, bool) or not isinstance(cfl, (int, float)) or not 0 < cfl <= 1:
+        raise ValueError(f"cfl must be a number in (0, 1], got {cfl!r}")
+    if max_dt is not None and (isinstance(max_dt, bool) or not isinstance(max_dt, (int, float))
+                               or not (np.isfinite(max_dt) and max_dt > 0)):
+        raise ValueError(f"max_dt must be a finite number > 0 (or None), got {max_dt!r}")
     if not callable(rho0):
         raise TypeError(f"rho0 must be a callable mapping points (M, 3) to densities (M,), "
                         f"got {type(rho0).__name__}")
@@ -102,7 +110,7 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     speed = {"max": 0.0}
     # the CFL step follows |u|, which is tiny near a stationary state although the dynamics
     # there evolve on the time scale 1/L: cap the step as the particle integrator does
-    max_dt = default_dt(model) if max_dt is None else float(max_dt)
+    max_dt = default_dt(model) if max_dt is None else max_dt
     method = {"auto": "auto", "kernel": "direct", "harmonic": "harmonic"}[field]
     tables = {}
 
