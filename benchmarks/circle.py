@@ -9,6 +9,10 @@ Measured for SA, beta = 4, Q = K = V = I, rho = (1 + 0.5 cos theta) / (2 pi) on 
   n: ``circle.field.circle_velocity`` as shipped switches to the O(n L) Fourier expansion once
   n^2 >= ``FOURIER_MIN_PAIRS`` (n >= 2048); that as-shipped path is timed as well where it
   differs ("kernel shipped", RHS only);
+* the FV right-hand side as the solver runs it (``FVOperator``: precomputed kernel FFT and
+  geometry, one real-FFT pair, compiled slopes and fluxes) against the plain numpy reference
+  ``fv_rhs`` it replaced (both FFT path), per RHS and per measured SSP-RK3 step, the ratio
+  plain/compiled and the FV cost per unit simulated time with each;
 * time per step: spectral = 12 x RHS (DOP853 stage count; a proxy, since the number of
   accepted steps of a solve varies), FV = 3 x RHS (SSP-RK3); the FV CFL step
   dt = 0.45 h / max|v| at this density and the FV cost per unit simulated time, step / dt;
@@ -36,7 +40,7 @@ os.environ["NUMBA_NUM_THREADS"] = "1"
 import numpy as np  # noqa: E402
 
 import continuum.circle.field as ck  # noqa: E402
-from continuum.circle.fv import fv_rhs  # noqa: E402
+from continuum.circle.fv import FVOperator, fv_rhs  # noqa: E402
 from continuum.circle.grid import grid  # noqa: E402
 from continuum.circle.spectral import spectral_rhs  # noqa: E402
 from continuum.model import Attention  # noqa: E402
@@ -75,6 +79,14 @@ def bench(model, n: int) -> dict:
                      ("fv", lambda: fv_rhs(model, rho_f, centres, h, "mc", path)[0])):
             rhs[m, name], out[f"{m}_{name}"] = f(), best_time(f)
     ck.FOURIER_MIN_PAIRS = SHIPPED
+    op = FVOperator(model, n, "mc", "fft")
+    rhs["fv", "compiled"], out["fv_compiled"] = op(rho_f)[0], best_time(lambda: op(rho_f)[0])
+    out["fv_compiled_diff"] = float(np.abs(rhs["fv", "compiled"] - rhs["fv", "fft"]).max()
+                                    / np.abs(rhs["fv", "fft"]).max())
+    for name, f in (("fft", lambda r: fv_rhs(model, r, centres, h, "mc", "fft")), ("compiled", op)):
+        out[f"fv_measured_step_{name}"] = best_time(lambda: ssp_rk3_step(f, rho_f, out["fv_dt"]))
+        out[f"fv_measured_per_unit_time_{name}"] = out[f"fv_measured_step_{name}"] / out["fv_dt"]
+    out["fv_compiled_ratio"] = out["fv_measured_step_fft"] / out["fv_measured_step_compiled"]
     for path in ("fft", "kernel"):
         out[f"spectral_step_{path}"] = DOP853_STAGES * out[f"spectral_{path}"]
         out[f"fv_step_{path}"] = 3 * out[f"fv_{path}"]  # SSP-RK3
@@ -85,6 +97,13 @@ def bench(model, n: int) -> dict:
                                for v in variants[1:])
         out[f"{m}_ratio"] = out[f"{m}_kernel"] / out[f"{m}_fft"]
     return out
+
+
+def ssp_rk3_step(rhs, r, dt):
+    """One SSP-RK3 (Shu-Osher) step, as ``solve_fv`` takes it."""
+    s1 = r + dt * rhs(r)[0]
+    s2 = 0.75 * r + 0.25 * (s1 + dt * rhs(s1)[0])
+    return r / 3.0 + (2.0 / 3.0) * (s2 + dt * rhs(s2)[0])
 
 
 def exponent(rows, key, last=4) -> float:
@@ -106,6 +125,8 @@ def cell(key: str, x) -> str:
     """Table entry: ratios to 2 decimals, dt to 3 digits, FV s/unit time in s, times in ms."""
     if x is None:
         return "(same)"
+    if key.endswith("diff"):
+        return f"{x:.1e}"
     if key.endswith("ratio") or key == "fv_dt":
         return f"{x:.2f}" if key.endswith("ratio") else f"{x:.3g}"
     x *= 1.0 if "unit_time" in key else 1e3
@@ -113,7 +134,8 @@ def cell(key: str, x) -> str:
 
 
 def md_table(rows, keys) -> list[str]:
-    heads = ["kernel/fft" if k.endswith("ratio") else k.replace("per_unit_time", "s/unit time")
+    heads = ["plain/compiled" if k == "fv_compiled_ratio" else "kernel/fft"
+             if k.endswith("ratio") else k.replace("per_unit_time", "s/unit time")
              .replace("_", " ").replace("fv", "FV") for k in keys]
     return (["| n | " + " | ".join(heads) + " |", "|---:" * (len(keys) + 1) + "|"]
             + [f"| {r['n']} | " + " | ".join(cell(k, r.get(k)) for k in keys) + " |"
@@ -138,6 +160,14 @@ def table(info, rows, fits) -> str:
         + md_table(rows, ["spectral_step_fft", "spectral_step_kernel", "fv_step_fft",
                           "fv_step_kernel", "fv_dt", "fv_per_unit_time_fft",
                           "fv_per_unit_time_kernel"])
+        + ["", "FV right-hand side as the solver runs it (compiled: FVOperator) against the "
+           "plain numpy reference fv_rhs (FFT path both): time per RHS (ms), measured "
+           "SSP-RK3 step (ms), the ratio of the measured steps plain/compiled, cost per unit "
+           "simulated time (s) and the max relative RHS difference:", ""]
+        + md_table(rows, ["fv_fft", "fv_compiled", "fv_measured_step_fft",
+                          "fv_measured_step_compiled", "fv_compiled_ratio",
+                          "fv_measured_per_unit_time_fft",
+                          "fv_measured_per_unit_time_compiled", "fv_compiled_diff"])
         + ["", f"Fitted exponent p of RHS time ~ n^p (n = {big}): "
            + ", ".join(f"{k} {v:.2f}" for k, v in fits.items()) + ".",
            f"Max relative difference kernel vs fft RHS: spectral {diffs['spectral']:.1e}, "
@@ -155,7 +185,7 @@ def main():
         rows.append(bench(model, n))
         print(f"  n={n} done", file=sys.stderr, flush=True)
     fits = {k: exponent(rows, k) for k in ("spectral_fft", "spectral_kernel", "fv_fft",
-                                           "fv_kernel")}
+                                           "fv_kernel", "fv_compiled")}
     info = machine()
     print(table(info, rows, fits))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

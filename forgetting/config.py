@@ -26,8 +26,8 @@ import numpy as np
 from continuum import Attention, lora_update
 from continuum.geometry import sphere_area, von_mises_density
 
-__all__ = ["load_study", "validate_config", "build_models", "initial_density", "ConfigError",
-           "DEFAULT_STUDY", "SCHEMA", "BACKEND_KINDS"]
+__all__ = ["load_study", "validate_config", "build_models", "base_model", "initial_density",
+           "ConfigError", "DEFAULT_STUDY", "SCHEMA", "BACKEND_KINDS"]
 
 _REQUIRED = object()
 SCHEMA = {
@@ -57,7 +57,7 @@ DEFAULT_STUDY = {
                              "Delta = eps e2 e2^T; finite volumes and particles"},
     "model": {"d": 2, "beta": 1.0, "normalized": True, "V_diag": [1.0, 0.8]},
     "perturbation": {"kind": "e2"},
-    "backend": {"kinds": ["fv", "particles"], "resolution": 256, "n": 1000},
+    "backend": {"kinds": ["fv", "particles"], "resolution": 1024, "n": 4000},
     "initial": {"kind": "von_mises", "kappa": 1.0},
     "time": {"T": 30.0, "n_times": 61},
     "sweep": {"axis": "norm", "values": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4],
@@ -150,14 +150,20 @@ def _check_types(cfg):
         raise ConfigError(f"'model.V_diag' must be a list of {d} numbers (and excludes model.V)")
 
 
-def build_models(cfg, value):
-    """(base, tuned) models for one sweep value."""
-    m, p = cfg["model"], cfg["perturbation"]
-    d = m["d"]
+def base_model(cfg, value):
+    """The base model for one sweep value (it depends on the value only on a beta sweep);
+    needs the sections model and sweep (axis) only."""
+    m = cfg["model"]
     V = np.diag(m["V_diag"]) if m["V_diag"] is not None else m["V"]
     beta = value if cfg["sweep"]["axis"] == "beta" else m["beta"]
+    return Attention(beta=beta, d=m["d"], Q=m["Q"], K=m["K"], V=V, normalized=m["normalized"])
+
+
+def build_models(cfg, value):
+    """(base, tuned) models for one sweep value."""
+    p, d = cfg["perturbation"], cfg["model"]["d"]
     norm = value if cfg["sweep"]["axis"] == "norm" else p["norm"]
-    base = Attention(beta=beta, d=d, Q=m["Q"], K=m["K"], V=V, normalized=m["normalized"])
+    base = base_model(cfg, value)
     if p["kind"] == "e2":
         delta = np.zeros((d, d))
         delta[1, 1] = norm

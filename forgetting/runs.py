@@ -19,15 +19,50 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from continuum import solve
+from continuum import Measure, solve
 from continuum.wasserstein import wasserstein_circle, wasserstein_sphere
 from particles import sample, simulate
 
 from .bounds import gronwall_bound, lipschitz_constants
 
-__all__ = ["deviation", "time_to_deviation", "forgetting_run", "ForgettingRun", "BACKENDS"]
+__all__ = ["deviation", "time_to_deviation", "forgetting_run", "run_backend", "ForgettingRun",
+           "MeasureSeries", "BACKENDS"]
 
 BACKENDS = ("particles", "spectral", "fv", "fem")
+
+
+@dataclass(frozen=True, eq=False)
+class MeasureSeries:
+    """The measures of a run at its saved times, as plain arrays: what a sweep checkpoints of
+    a base run so that every fine-tuned run of the sweep is compared with the same one.
+
+    ``support`` is (nt, M, d) (particles move) or (M, d) (a solver's fixed nodes); ``weights``
+    is (nt, M), each row a probability vector. Same ``times`` / ``measure(i)`` interface as
+    Trajectory and Solution, so :func:`deviation` takes it.
+    """
+
+    times: np.ndarray
+    support: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def from_run(cls, run) -> "MeasureSeries":
+        """From a Trajectory or Solution (or anything with ``times`` and ``measure(i)``)."""
+        measures = [run.measure(i) for i in range(len(run.times))]
+        fixed = all(np.array_equal(m.points, measures[0].points) for m in measures)
+        support = measures[0].points if fixed else np.stack([m.points for m in measures])
+        return cls(np.asarray(run.times, dtype=float), support,
+                   np.stack([m.weights for m in measures]))
+
+    def arrays(self) -> dict:
+        return {"times": self.times, "support": self.support, "weights": self.weights}
+
+    def measure(self, i: int) -> Measure:
+        return Measure(self.support if self.support.ndim == 2 else self.support[i],
+                       self.weights[i])
+
+    def __len__(self) -> int:
+        return len(self.times)
 
 
 def deviation(base, tuned, p: int = 2) -> np.ndarray:
@@ -94,24 +129,13 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
     resolution : continuum resolution (see ``continuum.solve``).
     **options : passed to ``particles.simulate`` or ``continuum.solve``.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if tuned.d != model.d:
         raise ValueError(f"base has d={model.d}, tuned has d={tuned.d}")
     if times is None:
         times = np.linspace(0.0, T, 51)
-    if backend == "particles":
-        if x0 is None:
-            x0 = sample(rho0 if rho0 is not None else "uniform", n=n, d=model.d, seed=seed)
-        base = simulate(model, x0, T, times=times, **options)
-        fine = simulate(tuned, x0, T, times=times, **options)
-    else:
-        if rho0 is None:
-            raise ValueError(f"backend={backend!r} needs rho0 (a density callable)")
-        base = solve(model, rho0, T, method=backend, resolution=resolution, times=times,
-                     **options)
-        fine = solve(tuned, rho0, T, method=backend, resolution=resolution, times=times,
-                     **options)
+    args = (backend, rho0, T, times, n, x0, seed, resolution)
+    base = run_backend(model, *args, **options)
+    fine = run_backend(tuned, *args, **options)
     delta_norm = float(np.linalg.norm(tuned.V - model.V, 2))
     w2 = deviation(base, fine, p=2)
     w1 = deviation(base, fine, p=1)
@@ -123,3 +147,22 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
     return ForgettingRun(times=np.asarray(base.times), deviation_w2=w2, deviation_w1=w1,
                          base=base, tuned=fine, delta_norm=delta_norm, gronwall=bound,
                          info=info)
+
+
+def run_backend(model, backend: str = "particles", rho0=None, T: float = 10.0, times=None,
+                n: int = 1000, x0=None, seed=0, resolution=None, **options):
+    """One run of ``model`` on a backend (arguments as in :func:`forgetting_run`): a
+    ``particles.Trajectory`` or a ``continuum.Solution``. The particles' initial tokens are
+    ``x0``, or n tokens sampled from rho0 (default uniform) with ``seed``, so two calls with
+    the same arguments start from the same measure."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if times is None:
+        times = np.linspace(0.0, T, 51)
+    if backend == "particles":
+        if x0 is None:
+            x0 = sample(rho0 if rho0 is not None else "uniform", n=n, d=model.d, seed=seed)
+        return simulate(model, x0, T, times=times, **options)
+    if rho0 is None:
+        raise ValueError(f"backend={backend!r} needs rho0 (a density callable)")
+    return solve(model, rho0, T, method=backend, resolution=resolution, times=times, **options)

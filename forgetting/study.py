@@ -5,7 +5,8 @@ and the fine-tuned model from the same initial measure on one or more backends, 
 deviation D(t) = W_2 (and W_1) at the saved times, so each sweep gives a phase diagram over
 (axis value, depth T). Output folder: ``study.nc`` (NetCDF, xarray; the whole config in the
 attributes), ``phase_<backend>.png`` heat maps with the theory curves, ``deviation_T.png``,
-``table.md``, and ``points/`` (per-point checkpoints: re-running skips finished points).
+``table.md``, and the checkpoints ``base/`` (one base run per backend on a norm sweep) and
+``points/`` (the fine-tuned runs): re-running skips finished points.
 
 The config schema is in :mod:`forgetting.config`, the figures and table in
 :mod:`forgetting.report`.
@@ -13,6 +14,7 @@ The config schema is in :mod:`forgetting.config`, the figures and table in
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import warnings
@@ -20,59 +22,107 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import build_models, initial_density
+from .bounds import gronwall_bound
+from .config import base_model, build_models, initial_density
 from .report import figures, table
-from .runs import forgetting_run
-from .sweep import run_sweep
+from .runs import MeasureSeries, deviation, run_backend, time_to_deviation
+from .sweep import load_point, point_key, run_sweep
 
-__all__ = ["evaluate_point", "run_study"]
+__all__ = ["evaluate_base", "evaluate_point", "run_study"]
 
 logger = logging.getLogger(__name__)
 
 
-def evaluate_point(point: dict) -> dict:
-    """Worker task: base and fine-tuned runs for one (backend, value); D(t) and friends."""
-    cfg, backend, value = point["config"], point["backend"], point["value"]
-    base, tuned = build_models(cfg, value)
-    T, nt = cfg["time"]["T"], cfg["time"]["n_times"]
-    times = np.linspace(0.0, T, nt)
-    rho0 = initial_density(cfg)
+def _run(point: dict, model):
+    """One run of ``model`` on the point's backend, from the study's initial measure."""
+    cfg, backend = point["config"], point["backend"]
+    times = np.linspace(0.0, cfg["time"]["T"], cfg["time"]["n_times"])
     b = cfg["backend"]
     if backend == "particles":
         options = {"method": b["method"]}
         if b["method"] == "dop853":
             options.update(rtol=b["rtol"], atol=1e-3 * b["rtol"])
-        run = forgetting_run(base, tuned, backend="particles", rho0=rho0, T=T, times=times,
-                             n=b["n"], seed=b["seed"], **options)
-    else:
-        with warnings.catch_warnings():
-            # the solvers warn when clusters outgrow the grid; recorded below instead
-            warnings.simplefilter("ignore", UserWarning)
-            run = forgetting_run(base, tuned, backend=backend, rho0=rho0, T=T, times=times,
-                                 resolution=b["resolution"])
-    unresolved = [r.info.get("under_resolved_from", np.inf) for r in (run.base, run.tuned)
-                  if hasattr(r, "info")]
-    return {"times": run.times, "deviation_w2": run.deviation_w2,
-            "deviation_w1": run.deviation_w1, "gronwall": run.gronwall,
-            "t_dev": np.array(run.time_to_deviation(cfg["sweep"]["delta"])),
-            "under_resolved_from": np.array(min(unresolved, default=np.inf))}
+        return run_backend(model, "particles", initial_density(cfg), cfg["time"]["T"], times,
+                           n=b["n"], seed=b["seed"], **options)
+    with warnings.catch_warnings():
+        # the solvers warn when clusters outgrow the grid; recorded in the result instead
+        warnings.simplefilter("ignore", UserWarning)
+        return run_backend(model, backend, initial_density(cfg), cfg["time"]["T"], times,
+                           resolution=b["resolution"])
+
+
+def _unresolved(run) -> float:
+    return float(getattr(run, "info", {}).get("under_resolved_from", np.inf))
+
+
+def base_point(point: dict) -> dict:
+    """The base run a fine-tuned point is compared with: it depends on the sweep value only
+    when the value changes the base model (axis = beta), so a norm sweep has one per backend."""
+    cfg = {k: v for k, v in point["config"].items() if k != "perturbation"}
+    value = point["value"] if cfg["sweep"]["axis"] == "beta" else None
+    return {"config": cfg, "backend": point["backend"], "value": value}
+
+
+def evaluate_base(point: dict) -> dict:
+    """Worker task: the base run of a backend (and a beta value), its measures as arrays."""
+    run = _run(point, base_model(point["config"], point["value"]))
+    return {**MeasureSeries.from_run(run).arrays(),
+            "under_resolved_from": np.array(_unresolved(run))}
+
+
+def evaluate_point(point: dict, base_folder: str) -> dict:
+    """Worker task: the fine-tuned run of one (backend, value) and its deviation D(t) from the
+    shared base run (read from its checkpoint in ``base_folder``)."""
+    stored = load_point(base_folder, base_point(point))
+    if stored is None:
+        raise RuntimeError(f"base run of {point['backend']} missing from {base_folder}")
+    base = MeasureSeries(stored["times"], stored["support"], stored["weights"])
+    model, tuned = build_models(point["config"], point["value"])
+    same = (np.array_equal(model.V, tuned.V) and np.array_equal(model.A, tuned.A))
+    run = base if same else _run(point, tuned)  # ||Delta|| = 0: the same run, D = 0
+    delta_norm = float(np.linalg.norm(tuned.V - model.V, 2))
+    return {"times": base.times, "deviation_w2": deviation(base, run, p=2),
+            "deviation_w1": deviation(base, run, p=1),
+            "gronwall": gronwall_bound(model, delta_norm, base.times) if delta_norm > 0
+            else np.zeros(len(base.times)),
+            "under_resolved_from": np.array(min(_unresolved(run),
+                                                float(stored["under_resolved_from"])))}
+
+
+def study_point(cfg: dict, backend: str, value: float) -> dict:
+    """A fine-tuned point: the config sections that determine its result (not the output
+    folder, the worker count or the other sweep values, so changing those re-uses
+    checkpoints), the backend and the sweep value."""
+    physics = {k: cfg[k] for k in ("model", "perturbation", "initial", "time")}
+    physics["backend"] = {k: v for k, v in cfg["backend"].items() if k != "kinds"}
+    physics["sweep"] = {"axis": cfg["sweep"]["axis"]}
+    return {"config": physics, "backend": backend, "value": value}
 
 
 def run_study(cfg: dict, progress: bool | None = None) -> dict:
     """Run a validated study config; returns a summary with the output paths and the table.
 
-    Messages go to the ``forgetting.study`` logger; ``progress`` is the sweep's tqdm bar
-    (None: only when stderr is a terminal)."""
+    Two checkpointed sweeps: the base runs (one per backend, or per backend and beta value
+    when the axis is beta) into ``base/``, then the fine-tuned runs into ``points/``, each
+    compared with its base run. Messages go to the ``forgetting.study`` logger; ``progress``
+    is the sweeps' tqdm bar (None: only when stderr is a terminal)."""
     out = Path(cfg["study"]["output"])
     out.mkdir(parents=True, exist_ok=True)
     values = [float(v) for v in cfg["sweep"]["values"]]
-    points = [{"config": cfg, "backend": k, "value": v}
-              for k in cfg["backend"]["kinds"] for v in values]
-    logger.info("study '%s': %d points (%s x %s in %s), %d workers, output %s",
-                cfg["study"]["name"], len(points), ", ".join(cfg["backend"]["kinds"]),
-                cfg["sweep"]["axis"], values, cfg["study"]["workers"], out)
-    results = run_sweep(evaluate_point, points, out, workers=cfg["study"]["workers"],
-                        label=cfg["study"]["name"], progress=progress)
+    points = [study_point(cfg, k, v) for k in cfg["backend"]["kinds"] for v in values]
+    bases = list({point_key(base_point(p)): base_point(p) for p in points}.values())
+    workers = cfg["study"]["workers"]
+    logger.info("study '%s': %d base runs, %d fine-tuned points (%s x %s in %s), %d workers, "
+                "output %s", cfg["study"]["name"], len(bases), len(points),
+                ", ".join(cfg["backend"]["kinds"]), cfg["sweep"]["axis"], values, workers, out)
+    run_sweep(evaluate_base, bases, out / "base", workers=workers, progress=progress,
+              label=f"{cfg['study']['name']} base")
+    task = functools.partial(evaluate_point, base_folder=str(out / "base"))
+    results = run_sweep(task, points, out / "points", workers=workers, progress=progress,
+                        label=cfg["study"]["name"])
+    delta = cfg["sweep"]["delta"]
+    for r in results:
+        r["t_dev"] = np.array(time_to_deviation(r["times"], r["deviation_w2"], delta))
     by_backend = {k: [r for p, r in zip(points, results) if p["backend"] == k]
                   for k in cfg["backend"]["kinds"]}
     dataset = _dataset(cfg, values, by_backend)

@@ -2,9 +2,9 @@
 
 A sweep evaluates ``task(point) -> dict of numpy arrays`` for every point of a list, in
 ``workers`` processes (spawned, one Numba thread each). Every finished point is written at
-once, atomically (temporary file + ``os.replace``), as ``<folder>/points/<key>.npz`` together
-with the point's parameters; re-running the same sweep skips points whose file exists and
-whose stored parameters match, so a crash or Ctrl-C loses at most the points in flight.
+once, atomically (a temporary file unique to the writing process + ``os.replace``), as
+``<folder>/<key>.npz`` together with the point's parameters; re-running the same sweep skips
+points whose file exists and whose stored parameters match, so a crash or Ctrl-C loses at most the points in flight.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["run_sweep", "point_key"]
+__all__ = ["run_sweep", "point_key", "load_point"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +33,16 @@ def point_key(point: dict) -> str:
 
 def _save_point(folder: Path, point: dict, result: dict) -> None:
     path = folder / f"{point_key(point)}.npz"
-    tmp = folder / f"{point_key(point)}.tmp.npz"
+    tmp = folder / f"{point_key(point)}.{os.getpid()}.tmp.npz"
     np.savez(tmp, _point=json.dumps(point, sort_keys=True, default=float),
              **{k: np.asarray(v) for k, v in result.items()})
     os.replace(tmp, path)
 
 
-def _load_point(folder: Path, point: dict):
-    path = folder / f"{point_key(point)}.npz"
+def load_point(folder, point: dict):
+    """The checkpointed result of ``point`` in ``folder``, or None (absent, or stored for
+    other parameters)."""
+    path = Path(folder) / f"{point_key(point)}.npz"
     if not path.exists():
         return None
     with np.load(path) as data:
@@ -59,12 +61,13 @@ def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool
               label: str = "sweep") -> list[dict]:
     """Evaluate ``task`` at every point (skipping checkpointed ones); results in point order.
 
-    ``task`` must be a module-level function (it is sent to worker processes) returning a dict
-    of arrays. ``workers = 1`` runs in this process.
+    ``task`` must be picklable (a module-level function, or a functools.partial of one: it is
+    sent to worker processes) and return a dict of arrays; results are checkpointed in
+    ``folder``. ``workers = 1`` runs in this process.
     """
-    folder = Path(folder) / "points"
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    results: list = [_load_point(folder, p) for p in points]
+    results: list = [load_point(folder, p) for p in points]
     todo = [i for i, r in enumerate(results) if r is None]
     skipped = len(points) - len(todo)
     if skipped:

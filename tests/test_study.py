@@ -38,10 +38,37 @@ def test_study_outputs_and_checkpoint_resume(tmp_path):
         assert Path(summary["files"][name]).stat().st_size > 0
     points = sorted((tmp_path / "out" / "points").glob("*.npz"))
     assert len(points) == 4
-    stamp = [p.stat().st_mtime_ns for p in points]
+    bases = sorted((tmp_path / "out" / "base").glob("*.npz"))
+    assert len(bases) == 2  # a norm sweep shares one base run per backend
+    stamp = [p.stat().st_mtime_ns for p in points + bases]
+    cfg["study"]["workers"] = 1  # not part of a point's key: the checkpoints still apply
     again = run_study(cfg, progress=False)  # every point comes from its checkpoint
-    assert [p.stat().st_mtime_ns for p in points] == stamp
+    assert [p.stat().st_mtime_ns for p in points + bases] == stamp
     assert again["deviation_T"] == summary["deviation_T"]
+
+
+@pytest.mark.parametrize("backend", ["fv", "particles"])
+def test_shared_base_run_gives_the_deviation_of_a_forgetting_run(tmp_path, backend):
+    """The study compares every fine-tuned run with one checkpointed base run (MeasureSeries);
+    D(t) is the one forgetting_run computes from two fresh runs."""
+    from forgetting.config import build_models, initial_density
+    from forgetting.runs import forgetting_run
+
+    cfg = small_config(tmp_path / "out")
+    cfg["backend"]["kinds"] = [backend]
+    summary = run_study(cfg, progress=False)
+    ds = xr.open_dataset(summary["files"]["data"], engine="h5netcdf")
+    base, tuned = build_models(cfg, 0.4)
+    times = np.linspace(0, cfg["time"]["T"], cfg["time"]["n_times"])
+    options = {"resolution": 64} if backend == "fv" else \
+        {"n": 100, "method": "dop853", "rtol": 1e-7, "atol": 1e-10}
+    run = forgetting_run(base, tuned, backend, initial_density(cfg), cfg["time"]["T"], times,
+                         **options)
+    for p in (1, 2):
+        got = ds[f"deviation_w{p}_{backend}"].values[1]
+        ref = run.deviation_w2 if p == 2 else run.deviation_w1
+        assert np.allclose(got, ref, rtol=1e-12, atol=1e-14)
+    ds.close()
 
 
 def _set(section, key, value):
@@ -126,6 +153,11 @@ def test_demo_default_study_runs(tmp_path):
     tdev = ds["t_dev_fv"].values
     norms = ds["norm"].values
     assert np.all(np.isinf(tdev[norms < 0.2])) and np.all(np.isfinite(tdev[norms > 0.2]))
+    # at converged resolution the FV heals below the gap like the particles (issue 11: the
+    # finite volumes' D(30) at eps = 0.1 within 0.01 of N = 4000 particles)
+    i = int(np.argmin(np.abs(norms - 0.1)))
+    assert abs(ds["deviation_w2_fv"].values[i, -1]
+               - ds["deviation_w2_particles"].values[i, -1]) <= 0.01
     ds.close()
 
 

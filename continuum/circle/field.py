@@ -90,9 +90,9 @@ def circle_velocity(model, theta: np.ndarray, masses: np.ndarray, path: str = "a
     measure mu = sum_j m_j delta_{x(theta_j)} (masses m_j >= 0).
 
     ``path="kernel"``: the field of the cloud of nodes (any Q, K, V): the direct sum, O(n^2),
-    or from n^2 >= FOURIER_MIN_PAIRS on, when it applies, the Fourier expansion, O(n L). ``path="fft"``: when
-    A = Q^T K = c R(alpha), <x_i, A y_j> = c cos(theta_i + s - theta_j - alpha), so numerator
-    and denominator are circular convolutions of m_j y_j and m_j with
+    or from n^2 >= FOURIER_MIN_PAIRS on, when it applies, the Fourier expansion, O(n L).
+    ``path="fft"``: when A = Q^T K = c R(alpha), <x_i, A y_j> = c cos(theta_i + s - theta_j
+    - alpha), so numerator and denominator are circular convolutions of m_j y_j and m_j with
     K_l = e^{beta c (cos(theta_l - theta_0 + s - alpha) - 1)}, computed with FFTs in
     O(n log n) (the factor e^{beta c} cancels for SA and is applied at the end for USA).
     ``"auto"``: FFT when A is a rotation multiple and beta c <= FFT_MAX_BETA_C.
