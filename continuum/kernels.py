@@ -25,7 +25,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .direct import direct_field, interaction_energy
+from .direct import direct_field
+from .direct import interaction_energy as direct_energy
 from .geometry import check_on_sphere, check_points
 
 __all__ = ["attention_field", "interaction_energy", "FIELD_METHODS"]
@@ -107,6 +108,30 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
     if method == "harmonic":
         raise ValueError(f"method='harmonic' exists for d = 2 and 3, got d={model.d}")
     return direct_field(targets, sources, weights, model)
+
+
+def interaction_energy(points, weights, model) -> float:
+    """Interaction energy of the measure sum_j w_j delta_{x_j}:
+
+    .. math::
+
+        E(\\mu) = \\frac{1}{2\\beta} \\iint \\left(e^{\\beta\\langle Qx, Ky\\rangle} - 1\\right)
+                  d\\mu(x)\\, d\\mu(y)
+
+    (the beta -> 0 limit (1/2) int int <Qx, Ky> at beta = 0). The direct double sum
+    (:func:`continuum.direct.interaction_energy`, O(M^2)), or on S^2 for clouds of at least
+    2^22 pairs with beta ||Q^T K|| <= 9 and beta >= 1e-3 the spherical-harmonic expansion
+    (:func:`continuum.sphere.harmonic.harmonic_energy`, O(M), absolute error below 1e-9).
+    """
+    if model.d == 3:
+        from .sphere.harmonic import ENERGY_MIN_BETA, harmonic_energy, transform_preferred
+
+        n = len(points)
+        if model.beta >= ENERGY_MIN_BETA and transform_preferred(model, n, n):
+            points = check_points(points, "points", 3)
+            weights = np.ascontiguousarray(weights, dtype=np.float64)
+            return harmonic_energy(points, weights, model, nthreads=numba.get_num_threads())[0]
+    return direct_energy(points, weights, model)
 
 
 def _checked(targets, sources, weights, model):

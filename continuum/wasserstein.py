@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["wasserstein_sphere", "wasserstein_circle", "ground_cost"]
+__all__ = ["wasserstein_sphere", "wasserstein_circle", "wasserstein_reduced",
+           "reduce_pair", "ground_cost"]
 
 COSTS = ("geodesic", "chordal")
 
@@ -48,6 +49,102 @@ def wasserstein_sphere(mu, nu, p: int = 2, cost: str = "geodesic") -> float:
     M = ground_cost(mu.points, nu.points, cost) ** p
     value = ot.emd2(mu.weights, nu.weights, M, numItermax=10_000_000)
     return float(max(value, 0.0) ** (1.0 / p))
+
+
+def reduce_pair(mu, nu, max_support: int):
+    """Merge the atoms of mu and nu into at most ``max_support`` clusters (one partition for
+    both) and return (mu', nu', e_mu, e_nu) where mu' puts the mass of mu in a cluster at the
+    cluster's representative r_c (the chordal mean of the pooled atoms, weights mu + nu,
+    projected onto the sphere) and e_mu(p) = (sum_j mu_j c(x_j, r_{c(j)})^p)^{1/p} for p = 1, 2
+    is the cost of that merge, a feasible plan, hence W_p(mu, mu') <= e_mu(p).
+
+    The partition splits, largest first, the cluster with the largest pooled inertia
+    sum_j w_j |z_j - mean|^2, at its mean across its principal axis (bisecting k-means
+    without iterations), so clusters are small where the mass is. Atoms of zero weight are
+    dropped first (no mass is lost); if each measure then has at most ``max_support`` atoms
+    nothing is merged and the bounds are 0.
+    """
+    import heapq
+    import itertools
+
+    from .measure import Measure
+
+    if max_support < 1:
+        raise ValueError(f"max_support must be a positive integer, got {max_support}")
+    keep_mu, keep_nu = mu.weights > 0, nu.weights > 0
+    x, a = mu.points[keep_mu], mu.weights[keep_mu]
+    y, b = nu.points[keep_nu], nu.weights[keep_nu]
+    if len(a) <= max_support and len(b) <= max_support:
+        return Measure(x, a / a.sum()), Measure(y, b / b.sum()), {1: 0.0, 2: 0.0}, \
+            {1: 0.0, 2: 0.0}
+    z, w = np.concatenate([x, y]), np.concatenate([a, b])
+
+    tiebreak = itertools.count()  # heap entries never compare their index arrays
+
+    def entry(idx):
+        ww = w[idx]
+        centred = z[idx] - (ww @ z[idx]) / ww.sum()
+        return (-float(ww @ np.einsum("ij,ij->i", centred, centred)), next(tiebreak), idx)
+
+    heap, clusters = [entry(np.arange(len(w)))], []
+    while heap and len(heap) + len(clusters) < max_support:
+        inertia, _, idx = heapq.heappop(heap)
+        if len(idx) == 1 or inertia == 0.0:
+            clusters.append(idx)
+            continue
+        ww, zz = w[idx], z[idx]
+        mean = (ww @ zz) / ww.sum()
+        cov = (zz - mean).T @ ((zz - mean) * ww[:, None])
+        along = (zz - mean) @ np.linalg.eigh(cov)[1][:, -1]  # principal axis
+        side = along > 0
+        if side.all() or not side.any():  # all on one side (round-off): split by count
+            side = np.zeros(len(idx), bool)
+            side[np.argsort(along)[len(idx) // 2:]] = True
+        heapq.heappush(heap, entry(idx[side]))
+        heapq.heappush(heap, entry(idx[~side]))
+    clusters += [item[2] for item in heap]
+    label = np.empty(len(w), dtype=np.intp)
+    reps = np.empty((len(clusters), z.shape[1]))
+    for c, idx in enumerate(clusters):
+        label[idx] = c
+        mean = w[idx] @ z[idx]
+        reps[c] = mean / np.linalg.norm(mean)
+    n_mu = len(a)
+    dist = 2.0 * np.arcsin(np.minimum(0.5 * np.linalg.norm(z - reps[label], axis=1), 1.0))
+    bounds = []
+    for part, weights in ((slice(0, n_mu), a), (slice(n_mu, None), b)):
+        d = dist[part]
+        bounds.append({1: float(weights @ d), 2: float(np.sqrt(weights @ d**2))})
+    merged = []
+    for part, weights in ((slice(0, n_mu), a), (slice(n_mu, None), b)):
+        mass = np.bincount(label[part], weights=weights, minlength=len(clusters))
+        used = mass > 0
+        merged.append(Measure(reps[used], mass[used] / mass[used].sum()))
+    return merged[0], merged[1], bounds[0], bounds[1]
+
+
+def wasserstein_reduced(mu, nu, max_support: int = 2000):
+    """W_1 and W_2 (geodesic cost) between measures on S^2 or any S^{d-1} too large for exact
+    transport: the exact values between the reduced measures of :func:`reduce_pair`, with a
+    certified error bound from the triangle inequality,
+
+        |W_p(mu, nu) - W_p(mu', nu')| <= W_p(mu, mu') + W_p(nu, nu') <= e_mu(p) + e_nu(p).
+
+    Returns ({1: W_1, 2: W_2}, {1: bound_1, 2: bound_2}); the bounds are 0 (and the values
+    exact) when both supports have at most ``max_support`` atoms. One geodesic cost matrix
+    serves both orders. Cost: O(max_support^2) memory, about 0.6 s per order at 2000 atoms.
+    """
+    import ot
+
+    if mu.d != nu.d:
+        raise ValueError(f"measures live in different dimensions: d={mu.d} and d={nu.d}")
+    mu_r, nu_r, e_mu, e_nu = reduce_pair(mu, nu, max_support)
+    dist = ground_cost(mu_r.points, nu_r.points, "geodesic")
+    values = {}
+    for p in (1, 2):
+        value = ot.emd2(mu_r.weights, nu_r.weights, dist**p, numItermax=10_000_000)
+        values[p] = float(max(value, 0.0) ** (1.0 / p))
+    return values, {p: e_mu[p] + e_nu[p] for p in (1, 2)}
 
 
 def _circle_positions(mu) -> np.ndarray:

@@ -12,6 +12,9 @@ Config sections and keys (defaults in brackets):
 [initial]      kind ["von_mises" | "uniform"], kappa [1.0], mean [e1 rotated by 0.3 rad]
 [time]         T (required), n_times [41]
 [sweep]        axis ["norm" | "beta"], values (required, list), delta [0.1] (T_dev threshold)
+[deviation]    max_support [2000]: on S^2 and above, D = W_p is exact while both measures have
+               at most this many atoms, else computed between the measures merged into this
+               many clusters with a certified error bound (stored as deviation_w*_bound)
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ SCHEMA = {
     "initial": {"kind": "von_mises", "kappa": 1.0, "mean": None},
     "time": {"T": _REQUIRED, "n_times": 41},
     "sweep": {"axis": "norm", "values": _REQUIRED, "delta": 0.1},
+    "deviation": {"max_support": 2000},
 }
 CHOICES = {
     ("perturbation", "kind"): ("lora", "e2"),
@@ -131,6 +135,7 @@ def _check_types(cfg):
     _number(cfg, "time", "T", positive=True)
     _number(cfg, "time", "n_times", positive=True, integer=True)
     _number(cfg, "sweep", "delta", positive=True)
+    _number(cfg, "deviation", "max_support", positive=True, integer=True)
     kinds = cfg["backend"]["kinds"]
     if isinstance(kinds, str):
         kinds = cfg["backend"]["kinds"] = [kinds]

@@ -5,8 +5,8 @@ and the fine-tuned model from the same initial measure on one or more backends, 
 deviation D(t) = W_2 (and W_1) at the saved times, so each sweep gives a phase diagram over
 (axis value, depth T). Output folder: ``study.nc`` (NetCDF, xarray; the whole config in the
 attributes), ``phase_<backend>.png`` heat maps with the theory curves, ``deviation_T.png``,
-``table.md``, and the checkpoints ``base/`` (one base run per backend on a norm sweep) and
-``points/`` (the fine-tuned runs): re-running skips finished points.
+``table.md``, and the checkpoints ``runs/`` (every distinct run once: one base run per
+backend on a norm sweep) and ``points/`` (the deviations): re-running skips finished work.
 
 The config schema is in :mod:`forgetting.config`, the figures and table in
 :mod:`forgetting.report`.
@@ -25,10 +25,10 @@ import numpy as np
 from .bounds import gronwall_bound
 from .config import base_model, build_models, initial_density
 from .report import figures, table
-from .runs import MeasureSeries, deviation, run_backend, time_to_deviation
+from .runs import MeasureSeries, deviations, run_backend, time_to_deviation
 from .sweep import load_point, point_key, run_sweep
 
-__all__ = ["evaluate_base", "evaluate_point", "run_study"]
+__all__ = ["evaluate_run", "evaluate_point", "run_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,42 +58,63 @@ def _unresolved(run) -> float:
 def base_point(point: dict) -> dict:
     """The base run a fine-tuned point is compared with: it depends on the sweep value only
     when the value changes the base model (axis = beta), so a norm sweep has one per backend."""
-    cfg = {k: v for k, v in point["config"].items() if k != "perturbation"}
+    cfg = {k: v for k, v in point["config"].items() if k not in ("perturbation", "deviation")}
     value = point["value"] if cfg["sweep"]["axis"] == "beta" else None
-    return {"config": cfg, "backend": point["backend"], "value": value}
+    return {"config": cfg, "backend": point["backend"], "value": value, "run": "base"}
 
 
-def evaluate_base(point: dict) -> dict:
-    """Worker task: the base run of a backend (and a beta value), its measures as arrays."""
-    run = _run(point, base_model(point["config"], point["value"]))
+def tuned_point(point: dict):
+    """The fine-tuned run of a point, or None when the fine-tuned model is the base model
+    (||Delta|| = 0: the base run serves, D = 0)."""
+    model, tuned = build_models(point["config"], point["value"])
+    if np.array_equal(model.V, tuned.V) and np.array_equal(model.A, tuned.A):
+        return None
+    cfg = {k: v for k, v in point["config"].items() if k != "deviation"}
+    return {"config": cfg, "backend": point["backend"], "value": point["value"],
+            "run": "tuned"}
+
+
+def evaluate_run(run_point: dict) -> dict:
+    """Worker task: one run (base or fine-tuned model), its measures at the saved times as
+    arrays (a MeasureSeries) and the time its solver warned of under-resolution (inf: never)."""
+    cfg, value = run_point["config"], run_point["value"]
+    model = base_model(cfg, value) if run_point["run"] == "base" else build_models(cfg, value)[1]
+    run = _run(run_point, model)
     return {**MeasureSeries.from_run(run).arrays(),
             "under_resolved_from": np.array(_unresolved(run))}
 
 
-def evaluate_point(point: dict, base_folder: str) -> dict:
-    """Worker task: the fine-tuned run of one (backend, value) and its deviation D(t) from the
-    shared base run (read from its checkpoint in ``base_folder``)."""
-    stored = load_point(base_folder, base_point(point))
+def _stored_run(folder, run_point):
+    stored = load_point(folder, run_point)
     if stored is None:
-        raise RuntimeError(f"base run of {point['backend']} missing from {base_folder}")
-    base = MeasureSeries(stored["times"], stored["support"], stored["weights"])
-    model, tuned = build_models(point["config"], point["value"])
-    same = (np.array_equal(model.V, tuned.V) and np.array_equal(model.A, tuned.A))
-    run = base if same else _run(point, tuned)  # ||Delta|| = 0: the same run, D = 0
-    delta_norm = float(np.linalg.norm(tuned.V - model.V, 2))
-    return {"times": base.times, "deviation_w2": deviation(base, run, p=2),
-            "deviation_w1": deviation(base, run, p=1),
+        raise RuntimeError(f"{run_point['run']} run of {run_point['backend']} (value "
+                           f"{run_point['value']}) missing from {folder}")
+    return MeasureSeries(stored["times"], stored["support"], stored["weights"]), \
+        float(stored["under_resolved_from"])
+
+
+def evaluate_point(point: dict, runs_folder: str) -> dict:
+    """Worker task: the deviation D(t) between the stored base and fine-tuned runs of one
+    (backend, value), with its error bounds, and the Gronwall bound."""
+    base, unresolved = _stored_run(runs_folder, base_point(point))
+    tuned = tuned_point(point)
+    run, unresolved_tuned = (base, unresolved) if tuned is None else \
+        _stored_run(runs_folder, tuned)
+    model, fine = build_models(point["config"], point["value"])
+    delta_norm = float(np.linalg.norm(fine.V - model.V, 2))
+    D = deviations(base, run, point["config"]["deviation"]["max_support"])
+    return {"times": base.times, "deviation_w2": D["w2"], "deviation_w1": D["w1"],
+            "deviation_w2_bound": D["w2_bound"], "deviation_w1_bound": D["w1_bound"],
             "gronwall": gronwall_bound(model, delta_norm, base.times) if delta_norm > 0
             else np.zeros(len(base.times)),
-            "under_resolved_from": np.array(min(_unresolved(run),
-                                                float(stored["under_resolved_from"])))}
+            "under_resolved_from": np.array(min(unresolved, unresolved_tuned))}
 
 
 def study_point(cfg: dict, backend: str, value: float) -> dict:
     """A fine-tuned point: the config sections that determine its result (not the output
     folder, the worker count or the other sweep values, so changing those re-uses
     checkpoints), the backend and the sweep value."""
-    physics = {k: cfg[k] for k in ("model", "perturbation", "initial", "time")}
+    physics = {k: cfg[k] for k in ("model", "perturbation", "initial", "time", "deviation")}
     physics["backend"] = {k: v for k, v in cfg["backend"].items() if k != "kinds"}
     physics["sweep"] = {"axis": cfg["sweep"]["axis"]}
     return {"config": physics, "backend": backend, "value": value}
@@ -102,24 +123,31 @@ def study_point(cfg: dict, backend: str, value: float) -> dict:
 def run_study(cfg: dict, progress: bool | None = None) -> dict:
     """Run a validated study config; returns a summary with the output paths and the table.
 
-    Two checkpointed sweeps: the base runs (one per backend, or per backend and beta value
-    when the axis is beta) into ``base/``, then the fine-tuned runs into ``points/``, each
-    compared with its base run. Messages go to the ``forgetting.study`` logger; ``progress``
-    is the sweeps' tqdm bar (None: only when stderr is a terminal)."""
+    Two checkpointed sweeps in worker processes: every distinct run (the base run, one per
+    backend on a norm sweep, and the fine-tuned runs) into ``runs/``, stored as measures at
+    the saved times; then the deviation of every point from the stored runs into ``points/``.
+    Messages go to the ``forgetting.study`` logger; ``progress`` is the sweeps' tqdm bar
+    (None: only when stderr is a terminal)."""
     out = Path(cfg["study"]["output"])
     out.mkdir(parents=True, exist_ok=True)
     values = [float(v) for v in cfg["sweep"]["values"]]
     points = [study_point(cfg, k, v) for k in cfg["backend"]["kinds"] for v in values]
-    bases = list({point_key(base_point(p)): base_point(p) for p in points}.values())
+    runs = {}  # every distinct run once: continuum runs first (the long ones)
+    for p in sorted(points, key=lambda p: p["backend"] == "particles"):
+        for r in (base_point(p), tuned_point(p)):
+            if r is not None:
+                runs.setdefault(point_key(r), r)
     workers = cfg["study"]["workers"]
-    logger.info("study '%s': %d base runs, %d fine-tuned points (%s x %s in %s), %d workers, "
-                "output %s", cfg["study"]["name"], len(bases), len(points),
+    logger.info("study '%s': %d runs, %d points (%s x %s in %s), %d workers, output %s",
+                cfg["study"]["name"], len(runs), len(points),
                 ", ".join(cfg["backend"]["kinds"]), cfg["sweep"]["axis"], values, workers, out)
-    run_sweep(evaluate_base, bases, out / "base", workers=workers, progress=progress,
-              label=f"{cfg['study']['name']} base")
-    task = functools.partial(evaluate_point, base_folder=str(out / "base"))
-    results = run_sweep(task, points, out / "points", workers=workers, progress=progress,
-                        label=cfg["study"]["name"])
+    run_sweep(evaluate_run, list(runs.values()), out / "runs", workers=workers,
+              progress=progress, label=f"{cfg['study']['name']} runs")
+    task = functools.partial(evaluate_point, runs_folder=str(out / "runs"))
+    # on S^1 D is a CDF formula (milliseconds): starting worker processes would cost more
+    results = run_sweep(task, points, out / "points",
+                        workers=workers if cfg["model"]["d"] > 2 else 1, progress=progress,
+                        label=f"{cfg['study']['name']} deviations")
     delta = cfg["sweep"]["delta"]
     for r in results:
         r["t_dev"] = np.array(time_to_deviation(r["times"], r["deviation_w2"], delta))
@@ -146,7 +174,8 @@ def _dataset(cfg, values, by_backend):
     times = next(iter(by_backend.values()))[0]["times"]
     data = {}
     for k, rs in by_backend.items():
-        for var in ("deviation_w2", "deviation_w1", "gronwall"):
+        for var in ("deviation_w2", "deviation_w1", "deviation_w2_bound", "deviation_w1_bound",
+                    "gronwall"):
             data[f"{var}_{k}"] = ((cfg["sweep"]["axis"], "time"), np.stack([r[var] for r in rs]))
         for var in ("t_dev", "under_resolved_from"):
             data[f"{var}_{k}"] = ((cfg["sweep"]["axis"],),
@@ -155,4 +184,8 @@ def _dataset(cfg, values, by_backend):
                       attrs={"config": json.dumps(cfg), "ground_cost": "geodesic (arc length)",
                              "under_resolved_from": "time from which a continuum solver warned "
                              "that clusters are narrower than its grid (inf: never)",
-                             "deviation": "W_p(base, fine-tuned) from the same initial measure"})
+                             "deviation": "W_p(base, fine-tuned) from the same initial measure",
+                             "deviation_bound": "certified bound on |error| of deviation_w*: 0 "
+                             "where exact, else the cost of merging each measure into "
+                             "deviation.max_support clusters (continuum.wasserstein."
+                             "wasserstein_reduced)"})

@@ -4,7 +4,8 @@ A sweep evaluates ``task(point) -> dict of numpy arrays`` for every point of a l
 ``workers`` processes (spawned, one Numba thread each). Every finished point is written at
 once, atomically (a temporary file unique to the writing process + ``os.replace``), as
 ``<folder>/<key>.npz`` together with the point's parameters; re-running the same sweep skips
-points whose file exists and whose stored parameters match, so a crash or Ctrl-C loses at most the points in flight.
+points whose file exists and whose stored parameters match, so a crash or Ctrl-C loses at
+most the points in flight.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ def test_study_outputs_and_checkpoint_resume(tmp_path):
         assert Path(summary["files"][name]).stat().st_size > 0
     points = sorted((tmp_path / "out" / "points").glob("*.npz"))
     assert len(points) == 4
-    bases = sorted((tmp_path / "out" / "base").glob("*.npz"))
-    assert len(bases) == 2  # a norm sweep shares one base run per backend
+    bases = sorted((tmp_path / "out" / "runs").glob("*.npz"))
+    assert len(bases) == 4  # one base run per backend (norm sweep), no run for Delta = 0
     stamp = [p.stat().st_mtime_ns for p in points + bases]
     cfg["study"]["workers"] = 1  # not part of a point's key: the checkpoints still apply
     again = run_study(cfg, progress=False)  # every point comes from its checkpoint

@@ -57,3 +57,44 @@ def test_circle_distances_match_exact_transport():
     d2 = Measure(angles_to_circle([0.1 + 2.5]))
     assert np.isclose(wasserstein_circle(d1, d2, 1), 2.5, rtol=1e-12)
     assert np.isclose(wasserstein_circle(d1, d2, 2), 2.5, rtol=1e-6)
+
+
+def _pair(n, seed):
+    """Two measures on the same n nodes of S^2: one concentrated, one smooth (von Mises)."""
+    rng = np.random.default_rng(seed)
+    x = uniform_points(n, 3, rng)
+    a = rng.random(n) ** 6
+    b = np.exp(3 * x[:, 0])
+    return Measure(x, a / a.sum()), Measure(x, b / b.sum())
+
+
+@pytest.mark.parametrize("max_support", [30, 100, 300])
+def test_reduced_wasserstein_error_is_within_its_certified_bound(max_support):
+    """|W_p(mu', nu') - W_p(mu, nu)| <= W_p(mu, mu') + W_p(nu, nu') <= e_mu + e_nu (triangle
+    inequality; e is the cost of the merge, a feasible plan). The bound is a theorem, so the
+    only slack is the LP solver's round-off (1e-12)."""
+    from continuum.wasserstein import reduce_pair, wasserstein_reduced
+
+    for seed in range(3):
+        mu, nu = _pair(600, seed)
+        values, bounds = wasserstein_reduced(mu, nu, max_support)
+        mu_r, nu_r, _, _ = reduce_pair(mu, nu, max_support)
+        assert mu_r.size <= max_support and nu_r.size <= max_support
+        for p in (1, 2):
+            exact = wasserstein_sphere(mu, nu, p)
+            assert 0 < bounds[p] and abs(values[p] - exact) <= bounds[p] + 1e-12
+
+
+def test_reduced_wasserstein_is_exact_when_the_supports_fit():
+    from continuum.wasserstein import wasserstein_reduced
+
+    mu, nu = _pair(300, 4)
+    # zero-weight atoms are dropped without losing mass: 300 atoms of positive weight remain
+    pad = Measure(np.vstack([mu.points, uniform_points(200, 3, np.random.default_rng(5))]),
+                  np.concatenate([mu.weights, np.zeros(200)]))
+    values, bounds = wasserstein_reduced(pad, nu, 300)
+    for p in (1, 2):
+        assert bounds[p] == 0.0
+        assert abs(values[p] - wasserstein_sphere(mu, nu, p)) <= 1e-12
+    with pytest.raises(ValueError, match="max_support"):
+        wasserstein_reduced(mu, nu, 0)

@@ -55,10 +55,11 @@ import scipy.special
 
 from ..geometry import tangent_project
 
-__all__ = ["harmonic_field", "transform_preferred", "HarmonicTables", "tables_preferred",
-           "sphere_harmonics", "kernel_matrix", "expansion_degree",
+__all__ = ["harmonic_field", "harmonic_energy", "transform_preferred", "HarmonicTables",
+           "tables_preferred", "sphere_harmonics", "kernel_matrix", "expansion_degree",
            "harmonic_degree", "zonal_factor", "gauss_grid", "to_real", "from_real", "EPSILON",
-           "MAX_DEGREE", "TRUSTED_BOUND", "TRANSFORM_MIN_PAIRS", "AUTO_MAX_KAPPA"]
+           "MAX_DEGREE", "TRUSTED_BOUND", "TRANSFORM_MIN_PAIRS", "AUTO_MAX_KAPPA",
+           "ENERGY_MIN_BETA"]
 
 #: accuracy parameter of the ducc0 transforms (float64 needs > 2e-13)
 EPSILON = 3e-13
@@ -78,6 +79,9 @@ TABLES_MAX_KAPPA = 2.0
 #: "auto" uses the expansion up to this kappa = beta ||Q^T K|| (L = 39; beyond, the dynamic
 #: range e^{2 kappa} leaves most targets to the direct sum anyway)
 AUTO_MAX_KAPPA = 9.0
+#: "auto" computes the interaction energy by the expansion only for beta >= this (its error
+#: bound eps e^kappa m^2 / beta is then below 1e-9)
+ENERGY_MIN_BETA = 1e-3
 
 
 def zonal_factor(A: np.ndarray, tol: float = 1e-12):
@@ -200,13 +204,9 @@ def transform_preferred(model, n_targets: int, n_sources: int) -> bool:
             and model.beta * np.linalg.norm(model.A, 2) <= AUTO_MAX_KAPPA)
 
 
-def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
-    """Attention field at ``targets`` (M, 3) of the cloud (``sources`` (N, 3), ``weights`` (N,))
-    by the expansion of the module docstring, and the bound b (M,) on its relative error.
-
-    No input checks (``continuum.kernels.attention_field`` checks); ``model.d`` must be 3 and
-    the degree ``expansion_degree(model)`` at most MAX_DEGREE.
-    """
+def _kernel_sums(targets, sources, maps, model, nthreads: int = 1) -> np.ndarray:
+    """S_f(x) = sum_j f_j k(x, y_j) at the targets for each row f of ``maps`` (F, N): the
+    expansion of the module docstring (adjoint synthesis, K, synthesis). Returns (F, M)."""
     import ducc0
 
     if model.d != 3:
@@ -218,12 +218,10 @@ def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
     kappa = float(model.beta * np.linalg.norm(model.A, 2))
     zonal = zonal_factor(model.A)
     src = np.asarray(sources, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    maps = np.vstack([w, w * src.T])  # f = 1, y_1, y_2, y_3 (at the true y, not y / |y|)
     loc = _loc(src @ zonal[1].T if zonal is not None else src)
     coeffs = np.stack([to_real(ducc0.sht.adjoint_synthesis_general(
         map=f[None], spin=0, lmax=L, loc=loc, epsilon=EPSILON, nthreads=nthreads)[0], L)
-        for f in maps])  # (4, P)
+        for f in maps])  # (F, P)
     if zonal is not None:  # Funk-Hecke: K = diag(4 pi i_l(kappa) e^{-kappa})
         order, degree = _orders(L), _degrees(L)
         degrees = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
@@ -233,9 +231,24 @@ def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
         coeffs = coeffs @ kernel_matrix(model.A, model.beta, L).T
     tgt = np.asarray(targets, dtype=np.float64)
     loc_t = loc if tgt is src and zonal is None else _loc(tgt)
-    sums = np.stack([ducc0.sht.synthesis_general(
+    return np.stack([ducc0.sht.synthesis_general(
         alm=from_real(c, L)[None], spin=0, lmax=L, loc=loc_t, epsilon=EPSILON,
-        nthreads=nthreads)[0] for c in coeffs])  # (4, M): S_1, S_y
+        nthreads=nthreads)[0] for c in coeffs])
+
+
+def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
+    """Attention field at ``targets`` (M, 3) of the cloud (``sources`` (N, 3), ``weights`` (N,))
+    by the expansion of the module docstring, and the bound b (M,) on its relative error.
+
+    No input checks (``continuum.kernels.attention_field`` checks); ``model.d`` must be 3 and
+    the degree ``expansion_degree(model)`` at most MAX_DEGREE.
+    """
+    src = np.asarray(sources, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    tgt = np.asarray(targets, dtype=np.float64)
+    maps = np.vstack([w, w * src.T])  # f = 1, y_1, y_2, y_3 (at the true y, not y / |y|)
+    sums = _kernel_sums(tgt, src, maps, model, nthreads)  # (4, M): S_1, S_y
+    kappa = float(model.beta * np.linalg.norm(model.A, 2))
     mass = float(w.sum())
     Z = sums[0]
     bound = np.full(len(tgt), np.inf)
@@ -246,6 +259,23 @@ def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
     else:
         mean = sums[1:].T * math.exp(kappa)
     return tangent_project(tgt, mean @ model.V.T), bound
+
+
+def harmonic_energy(points, weights, model, nthreads: int = 1):
+    """Interaction energy E = (1/(2 beta)) sum_ij w_i w_j (e^{beta <x_i, A x_j>} - 1) of a cloud
+    on S^2 (beta > 0) by the expansion: E = (e^kappa sum_i w_i S_1(x_i) - m^2) / (2 beta) with
+    m = sum w. Returns (E, b) where b = eps e^kappa m^2 / beta is the error model's bound
+    (S_1 to 2 eps m absolute at every point, module docstring); the subtraction makes it grow
+    like 1/beta, so the dispatcher uses it for beta >= ENERGY_MIN_BETA only."""
+    if not model.beta > 0:
+        raise ValueError(f"the expansion of the energy needs beta > 0, got {model.beta}")
+    x = np.asarray(points, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    kappa = float(model.beta * np.linalg.norm(model.A, 2))
+    S1 = _kernel_sums(x, x, w[None], model, nthreads)[0]
+    mass = float(w.sum())
+    energy = (math.exp(kappa) * float(w @ S1) - mass**2) / (2 * model.beta)
+    return energy, EPSILON * math.exp(kappa) * mass**2 / model.beta
 
 
 # ---------------------------------------------------------------------------------------------
