@@ -5,7 +5,7 @@ import json
 import pytest
 
 from validation import CASES, growth_rates, kernel_reference
-from validation.__main__ import main as run_validation
+from validation.runner import main as run_validation
 
 
 def test_growth_rates_small():
@@ -79,7 +79,7 @@ def test_bracket_and_bound_records():
 def test_runner_refuses_two_records_with_one_name(tmp_path, monkeypatch):
     import types
 
-    import validation.__main__ as runner
+    import validation.runner as runner
     from validation.record import Record
 
     def twice(out_dir=None, quick=False):
@@ -93,3 +93,26 @@ def test_runner_refuses_two_records_with_one_name(tmp_path, monkeypatch):
         runner.run(tmp_path, quick=True)
     assert (tmp_path / "records" / "same.json").exists()  # the first record, not overwritten
     assert "first" in (tmp_path / "records" / "same.json").read_text()
+
+
+def test_parallel_runner_combines_pieces_like_the_case_itself(tmp_path):
+    """A case split into pieces (tasks/task/combine) gives, run by two worker processes in
+    any order, the records its own main() gives (the bisections are deterministic)."""
+    import subprocess
+    import sys
+
+    from validation import forgetting_continuum_threshold as case
+
+    # as a user runs it: spawned workers must import what they run (not from __main__)
+    proc = subprocess.run([sys.executable, "-m", "validation", "--out", str(tmp_path), "--only",
+                           "forgetting_continuum_threshold", "--quick", "--workers", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    direct = {r.case: r for r in case.main(out_dir=None, quick=True)}
+    for name, record in direct.items():
+        stored = json.loads((tmp_path / "records" / f"{name}.json").read_text())
+        assert stored["measured"] == (list(record.measured)
+                                      if isinstance(record.measured, tuple) else record.measured)
+        assert stored["runtime_s"] >= 0.0
+    with pytest.raises(SystemExit):
+        run_validation(["--workers", "0"])

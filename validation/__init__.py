@@ -1,7 +1,7 @@
 """Validation suite: one module per claim, each with ``main(out_dir, quick)`` returning a
 Record (or a list of Records).
 
-Run all with ``python -m validation [--out DIR] [--quick] [--only NAME ...]``.
+Run all with ``python -m validation [--out DIR] [--quick] [--only NAME ...] [--workers N]``.
 """
 
 CASES = (
@@ -32,3 +32,24 @@ CASES = (
     "paper_observables",
     "forgetting_continuum_vs_particles",
 )
+
+#: cases too long for the default run (hours on two cores): ``python -m validation --extended``
+EXTENDED_CASES = (
+    "forgetting_threshold_level5",
+)
+
+#: seconds on one core of a whole case (the cases without ``tasks``), measured in the full run
+#: of 2026-11-28: the runner starts the longest first
+COST_S = {
+    "sphere_growth_rates": 113.0,
+    "forgetting_continuum_vs_particles": 100.0,
+    "circle_metastability": 88.0,
+    "sphere_particles": 52.0,
+    "forgetting_bounds": 52.0,
+    "circle_particles": 47.0,
+    "sphere_transport": 30.0,
+    "paper_observables": 18.0,
+    "growth_rates": 14.0,
+    "forgetting_norm_transition": 12.0,
+    "forgetting_depth_transition": 11.0,
+}

@@ -15,7 +15,9 @@ contraction, the upwind fluxes point into the cell on both sides and the cluster
 to the grid. The discrete threshold is therefore a band [eps_-(h), eps_+(h)]: below eps_- the
 cluster moves towards e1, above eps_+ towards e2, in between it stays in its cell. The simple
 model above predicts a band half-width ~ (h/2) / sin(theta) cos(theta) ~ 1.1 h at theta ~ 0.6,
-i.e. a band width ~ 2.1 h, first order in h (measured: 2.2 h to 2.5 h). (This is also why the default demo at n = 256 under-resolves the late transport.)
+i.e. a band width ~ 2.1 h, first order in h (measured: 2.2 h to 2.5 h). (This is also why
+the default demo runs at n = 1024: the band, 0.013 wide there, is narrower than its sweep's
+spacing 0.05; at n = 256 it was not.)
 
 Measured: eps_- and eps_+ by bisection (``steps`` halvings of [0, g] and [g, 2g]); a run is
 classified from the mean direction between t = 5 (collapsed) and T (T = 20 on S^1, 15 on S^2):
@@ -102,49 +104,83 @@ def classify(d, g, eps, resolution, T=None, beta=1.0, verbose=False):
     return verdict
 
 
+def edge(d, g, resolution, steps, side, verbose=False):
+    """Bisection bracket (lo, hi) of one edge of the band: side = -1 for
+    eps_- = sup{eps: moves to e1} in [0, g], side = +1 for eps_+ = inf{eps: moves to e2} in
+    [g, 2g]. If the cluster is already pinned at the search boundary (eps = 0 or 2g), the edge
+    is unresolved and its bracket collapses onto the boundary: returns (lo, hi, resolved)."""
+    lo, hi = (0.0, g) if side == -1 else (g, 2.0 * g)
+    boundary = hi if side == 1 else lo
+    if classify(d, g, boundary, resolution, verbose=verbose) != side:
+        return boundary, boundary, False
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        moves = classify(d, g, mid, resolution, verbose=verbose) == side
+        if side == 1:
+            lo, hi = (lo, mid) if moves else (mid, hi)
+        else:
+            lo, hi = (mid, hi) if moves else (lo, mid)
+    return lo, hi, True
+
+
 def band(d, g, resolution, steps, verbose=False):
-    """Bisection brackets for eps_- = sup{eps: moves to e1} in [0, g] and
-    eps_+ = inf{eps: moves to e2} in [g, 2g]. Returns ((lo_-, hi_-), (lo_+, hi_+), resolved):
-    if the cluster is already pinned at a search boundary (eps = 0 or 2g), that edge is
-    unresolved and its bracket collapses onto the boundary (eps_- <= 0, eps_+ >= 2g)."""
-    brackets, resolved = [], True
-    for lo, hi, side in ((0.0, g, -1), (g, 2.0 * g, 1)):
-        boundary = hi if side == 1 else lo
-        if classify(d, g, boundary, resolution, verbose=verbose) != side:
-            brackets.append((boundary, boundary))
-            resolved = False
-            continue
-        for _ in range(steps):
-            mid = 0.5 * (lo + hi)
-            moves = classify(d, g, mid, resolution, verbose=verbose) == side
-            if side == 1:
-                lo, hi = (lo, mid) if moves else (mid, hi)
-            else:
-                lo, hi = (mid, hi) if moves else (lo, mid)
-        brackets.append((lo, hi))
-    return brackets[0], brackets[1], resolved
+    """Both edges: ((lo_-, hi_-), (lo_+, hi_+), resolved)."""
+    lo_m, hi_m, ok_m = edge(d, g, resolution, steps, -1, verbose)
+    lo_p, hi_p, ok_p = edge(d, g, resolution, steps, 1, verbose)
+    return (lo_m, hi_m), (lo_p, hi_p), ok_m and ok_p
 
 
-def main(out_dir=None, quick=False, gaps=(0.1, 0.2, 0.4), fv_resolutions=(128, 256, 512),
-         dg_cases=((3, 0.2, 0), (4, 0.1, 3), (4, 0.2, 3), (4, 0.4, 3)), steps=6,
-         verbose=True):
-    """FV: every gap at every resolution, ``steps`` bisection steps per edge.
-    DG: ``dg_cases`` = (level, g, steps) (a level-4 run takes about a minute)."""
+#: seconds of one classification run on one core (T = 20 on S^1, 15 on S^2), measured
+RUN_COST_S = {(2, 128): 0.3, (2, 256): 0.6, (2, 512): 1.6, (3, 3): 6.0, (3, 4): 55.0,
+              (3, 5): 300.0}
+
+
+def tasks(quick=False, gaps=(0.1, 0.2, 0.4), fv_resolutions=(128, 256, 512),
+          dg_cases=((3, 0.2, 0), (4, 0.1, 3), (4, 0.2, 3), (4, 0.4, 3)), steps=6):
+    """One piece per band edge: (kwargs of :func:`task`, cost in seconds on one core)."""
     if quick:
         gaps, fv_resolutions, dg_cases, steps = (0.2,), (128, 256), (), 5
     cases = [(2, res, g, steps) for res in fv_resolutions for g in gaps]
     cases += [(3, level, g, dg_steps) for level, g, dg_steps in dg_cases]
+    return [({"d": d, "resolution": res, "g": g, "steps": n, "side": side},
+             (n + 1) * RUN_COST_S.get((d, res), 60.0))
+            for d, res, g, n in cases for side in (-1, 1)]
+
+
+def task(d, resolution, g, steps, side):
+    """One edge, timed: {"lo", "hi", "resolved", "runtime_s"}."""
+    with Timer() as timer:
+        lo, hi, resolved = edge(d, g, resolution, steps, side, verbose=True)
+    return {"lo": lo, "hi": hi, "resolved": resolved, "runtime_s": timer.seconds}
+
+
+def main(out_dir=None, quick=False, **options):
+    """Every band edge in turn (``python -m validation`` runs them in parallel); options as
+    in :func:`tasks`."""
+    return combine([(kw, task(**kw)) for kw, _ in tasks(quick, **options)], out_dir, quick)
+
+
+def combine(pieces, out_dir=None, quick=False, name=NAME):
+    """The bands from their edges, the order fit, the figure and the records (``name``: of
+    the case, the figure and the records)."""
+    edges = {(kw["d"], kw["resolution"], kw["g"], kw["side"]): (kw["steps"], r)
+             for kw, r in pieces}
     rows = []
-    for d, res, g, n_steps in cases:
-        with Timer() as timer:
-            (lo_m, hi_m), (lo_p, hi_p), resolved = band(d, g, res, n_steps, verbose=verbose)
+    for d, res, g, side in edges:
+        if side != -1:
+            continue
+        n_steps, minus = edges[d, res, g, -1]
+        _, plus = edges[d, res, g, 1]
         width = g / 2**n_steps
         rows.append({"d": d, "solver": "fv" if d == 2 else "dg1", "resolution": res,
                      "h": cell_size(d, res), "g": g, "bisection_steps": n_steps,
-                     "eps_minus": 0.5 * (lo_m + hi_m), "eps_plus": 0.5 * (lo_p + hi_p),
-                     "band": 0.5 * (lo_p + hi_p) - 0.5 * (lo_m + hi_m),
-                     "resolved": resolved, "runtime_s": timer.seconds,
-                     "g_inside": bool(lo_m - width <= g <= hi_p + width)})
+                     "eps_minus": 0.5 * (minus["lo"] + minus["hi"]),
+                     "eps_plus": 0.5 * (plus["lo"] + plus["hi"]),
+                     "band": 0.5 * (plus["lo"] + plus["hi"]) - 0.5 * (minus["lo"] + minus["hi"]),
+                     "resolved": minus["resolved"] and plus["resolved"],
+                     "runtime_s": minus["runtime_s"] + plus["runtime_s"],
+                     "g_inside": bool(minus["lo"] - width <= g <= plus["hi"] + width)})
+    gaps = sorted({r["g"] for r in rows})
     orders = {}
     for g in gaps:
         sel = [r for r in rows if r["d"] == 2 and r["g"] == g]
@@ -181,13 +217,13 @@ def main(out_dir=None, quick=False, gaps=(0.1, 0.2, 0.4), fv_resolutions=(128, 2
     ax.set_ylabel("band width eps_+ - eps_-")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    figure = save(fig, out_dir, NAME)
-    parameters = {"gaps": list(gaps), "fv_resolutions": list(fv_resolutions),
-                  "dg_cases": [list(c) for c in dg_cases], "steps": steps, "beta": 1.0}
+    figure = save(fig, out_dir, name)
+    parameters = {"bands": [[r["solver"], r["resolution"], r["g"], r["bisection_steps"]]
+                            for r in rows], "beta": 1.0}
     # one claim per (solver, resolution, g): g inside the band [eps_-, eps_+] (bracket
     # midpoints), widened by 1.5 bisection widths (half a width to the bracket's outer end,
     # plus one width: the classifier may err by one step next to an edge)
-    records = [Record(case=f"{NAME}_{r['solver']}_{'n' if r['d'] == 2 else 'level'}"
+    records = [Record(case=f"{name}_{r['solver']}_{'n' if r['d'] == 2 else 'level'}"
                       f"{r['resolution']}_g{r['g']:g}",
                       claim=f"continuum threshold: g inside the pinning band [eps_-, eps_+] "
                       f"({'FV S^1, n' if r['d'] == 2 else 'DG S^2, level'} = {r['resolution']}"
@@ -198,8 +234,8 @@ def main(out_dir=None, quick=False, gaps=(0.1, 0.2, 0.4), fv_resolutions=(128, 2
                       parameters=parameters) for r in rows]
     if orders:
         worst_order = max(orders.values(), key=lambda p: abs(p - 1.0))
-        records.append(Record(case=f"{NAME}_band_order", claim="FV pinning band width ~ h^p, model p = 1 "
-                              "(worst fitted order over g)", measured=worst_order,
+        records.append(Record(case=f"{name}_band_order", claim="FV pinning band width ~ h^p, "
+                              "model p = 1 (worst fitted order over g)", measured=worst_order,
                               expected=1.0, tolerance=0.3, error_kind="abs",
                               details=[{"g": g, "order": p} for g, p in orders.items()],
                               figure=figure, runtime_s=0.0, parameters={}))

@@ -47,7 +47,7 @@ from continuum.geometry import gauss_sphere_grid, von_mises_density
 from continuum.sobolev import sampling_expectation, sobolev_distance
 from particles import sample, simulate
 from validation.plotting import plt, save
-from validation.record import Record, Timer
+from validation.record import Record
 
 NAME = "sphere_particles_sobolev"
 KAPPA, S, L_SOBOLEV, T, DT = 2.0, 1.25, 64, 1.0, 0.1
@@ -85,41 +85,73 @@ def continuum_initial():
     return Measure(pts, mass / mass.sum())
 
 
-def main(out_dir=None, quick=False, betas=(1.0, 4.0),
-         sizes=(100, 1000, 10_000, 100_000, 1_000_000)):
+#: seconds on one core of one simulated pair of systems, by N (measured; t = 0 pieces cost
+#: about a tenth)
+PAIR_COST_S = {100: 0.05, 1000: 0.2, 10_000: 0.8, 100_000: 8.0, 1_000_000: 70.0}
+
+
+def tasks(quick=False, betas=(1.0, 4.0), sizes=(100, 1000, 10_000, 100_000, 1_000_000)):
+    """Pieces: the t = 0 check per N, and per (beta, N) the simulated pairs (one piece per
+    pair from 10^5 on, where a pair costs seconds to a minute)."""
     if quick:
         betas, sizes = (1.0,), (100, 1000, 10_000)
+    out = [({"kind": "iid", "n": n, "pairs": list(range(iid_pairs(n)))},
+            0.1 * PAIR_COST_S[n] * iid_pairs(n)) for n in sizes]
+    for beta in betas:
+        for n in sizes:
+            chunks = [[k] for k in range(pairs(n))] if n >= 100_000 else [list(range(pairs(n)))]
+            out += [({"kind": "dynamics", "beta": beta, "n": n, "pairs": c},
+                     PAIR_COST_S[n] * len(c)) for c in chunks]
+    return out
+
+
+def task(kind, n, pairs, beta=None):
+    """Squared distances / 2 of the listed pairs at size n: at t = 0 (kind "iid", sampling
+    only) or at t = T along the dynamics (kind "dynamics", model SA with this beta)."""
+    d2 = []
+    for k in pairs:
+        if kind == "iid":
+            d2.append(pair_distance2(*(Measure(sample(rho0, n=n, d=3, seed=[7, n, k, side]))
+                                       for side in (0, 1))))
+            continue
+        model = Attention(beta=beta, d=3)
+        runs = [simulate(model, sample(rho0, n=n, d=3, seed=[n, k, side]), T,
+                         times=[0.0, T], dt=DT, field="harmonic", progress=False)
+                for side in (0, 1)]
+        d2.append(pair_distance2(runs[0].measure(1), runs[1].measure(1)))
+    return d2
+
+
+def main(out_dir=None, quick=False, **options):
+    """Every piece in turn (``python -m validation`` runs them in parallel)."""
+    return combine([(kw, task(**kw)) for kw, _ in tasks(quick, **options)], out_dir, quick)
+
+
+def combine(pieces, out_dir=None, quick=False):
     mu0 = continuum_initial()
     records = []
-    with Timer() as timer:  # t = 0: the estimator against the exact i.i.d. expectation
-        iid = []
-        for n in sizes:
-            d2 = [pair_distance2(*(Measure(sample(rho0, n=n, d=3, seed=[7, n, k, side]))
-                                   for side in (0, 1))) for k in range(iid_pairs(n))]
-            expected = sampling_expectation(mu0, n, s=S, L=L_SOBOLEV)
-            sem = float(np.std(d2, ddof=1) / math.sqrt(len(d2)))
-            iid.append({"N": n, "pairs": len(d2), "mean_d2": float(np.mean(d2)),
-                        "expected_d2": expected, "sem": sem,
-                        "z": (float(np.mean(d2)) - expected) / sem})
+    sizes = sorted({kw["n"] for kw, _ in pieces})
+    betas = sorted({kw["beta"] for kw, _ in pieces if kw["kind"] == "dynamics"})
+    iid = []
+    for n in sizes:  # t = 0: the estimator against the exact i.i.d. expectation
+        d2 = [x for kw, r in pieces if kw["kind"] == "iid" and kw["n"] == n for x in r]
+        expected = sampling_expectation(mu0, n, s=S, L=L_SOBOLEV)
+        sem = float(np.std(d2, ddof=1) / math.sqrt(len(d2)))
+        iid.append({"N": n, "pairs": len(d2), "mean_d2": float(np.mean(d2)),
+                    "expected_d2": expected, "sem": sem,
+                    "z": (float(np.mean(d2)) - expected) / sem})
     worst = max(iid, key=lambda r: abs(r["z"]))
     records.append(Record(case=f"{NAME}_t0", claim=f"t = 0: mean squared H^-{S:g} two-sample "
                           "distance / 2 vs the exact i.i.d. expectation (k(x,x) - ||mu||^2) / N, "
                           "in standard errors (worst over N)", measured=worst["z"],
-                          expected=0.0, tolerance=4.0, error_kind="value", details=iid,
-                          runtime_s=timer.seconds))
+                          expected=0.0, tolerance=4.0, error_kind="value", details=iid))
     rows = []
-    with Timer() as timer:  # along the dynamics
-        for beta in betas:
-            model = Attention(beta=beta, d=3)
-            for n in sizes:
-                d2 = []
-                for k in range(pairs(n)):
-                    runs = [simulate(model, sample(rho0, n=n, d=3, seed=[n, k, side]), T,
-                                     times=[0.0, T], dt=DT, field="harmonic", progress=False)
-                            for side in (0, 1)]
-                    d2.append(pair_distance2(runs[0].measure(1), runs[1].measure(1)))
-                rows.append({"beta": beta, "N": n, "pairs": len(d2), "D_T": math.sqrt(np.mean(d2)),
-                             "rel_spread_d2": float(np.std(d2, ddof=1) / np.mean(d2))})
+    for beta in betas:  # along the dynamics
+        for n in sizes:
+            d2 = [x for kw, r in pieces if kw["kind"] == "dynamics" and kw["beta"] == beta
+                  and kw["n"] == n for x in r]
+            rows.append({"beta": beta, "N": n, "pairs": len(d2), "D_T": math.sqrt(np.mean(d2)),
+                         "rel_spread_d2": float(np.std(d2, ddof=1) / np.mean(d2))})
     # the relative spread of one pair's squared distance does not depend on N: pool it
     spread = float(np.sqrt(np.mean([r["rel_spread_d2"] ** 2 for r in rows if r["pairs"] > 2])))
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -136,7 +168,7 @@ def main(out_dir=None, quick=False, betas=(1.0, 4.0),
                               f"on S^2 along the dynamics (SA, beta = {beta:g}, t = {T:g}): "
                               f"weighted fitted slope of the H^-{S:g} distance in N",
                               measured=slope, expected=-0.5, tolerance=0.05, error_kind="abs",
-                              details=sel, runtime_s=timer.seconds / len(betas),
+                              details=sel,
                               parameters={"sizes": list(sizes), "T": T, "dt": DT, "s": S,
                                           "L": L_SOBOLEV, "kappa0": KAPPA,
                                           "pooled_rel_spread_d2": spread}))
