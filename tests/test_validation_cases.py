@@ -116,3 +116,14 @@ def test_parallel_runner_combines_pieces_like_the_case_itself(tmp_path):
         assert stored["runtime_s"] >= 0.0
     with pytest.raises(SystemExit):
         run_validation(["--workers", "0"])
+
+
+@pytest.mark.slow
+def test_sobolev_case_quick_through_its_pieces():
+    """The Sobolev case's main() = combine over its pieces: quick mode (N <= 10^4, beta = 1)
+    keeps the claims and tolerances of the full case (slope -1/2 +- 0.05, |z| <= 4 at t = 0)."""
+    from validation import sphere_particles_sobolev as case
+
+    records = case.main(quick=True)
+    assert {r.case for r in records} == {f"{case.NAME}_t0", f"{case.NAME}_beta1"}
+    assert all(r.passed for r in records), [(r.case, r.measured) for r in records]
