@@ -28,12 +28,13 @@ def model_of(beta, zonal, normalized, rng):
                      V=rng.standard_normal((3, 3)), normalized=normalized)
 
 
-@pytest.mark.parametrize("beta", [0.0, 1.0, 4.0, 9.0])
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 4.0, 9.0])
 @pytest.mark.parametrize("zonal", [True, False])
 @pytest.mark.parametrize("normalized", [True, False])
 def test_expansion_matches_direct_sum_within_its_bound(beta, zonal, normalized):
     """|fast - direct| <= b(x) x scale at every target, b the bound of the module docstring
-    (scale ||V|| for SA, ||V|| e^kappa S_1(x) for USA), on uniform and clustered clouds."""
+    (scale ||V|| for SA, ||V|| e^kappa S_1(x) for USA), on uniform and clustered clouds (zonal
+    with kappa >= 0.5: S_y from the gradient of S_1; beta = 0.5 is its smallest kappa)."""
     rng = np.random.default_rng(int(10 * beta) + 2 * zonal + normalized)
     model = model_of(beta, zonal, normalized, rng)
     x = uniform_points(300, 3, rng)
@@ -303,3 +304,30 @@ def test_energy_by_expansion_matches_the_double_sum(beta, zonal):
         value, bound = transform.harmonic_energy(x, w, model)
         assert abs(value - exact) <= bound + 1e-13
         assert interaction_energy(x, w, model) == value
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+def test_zonal_gradient_form_equals_the_four_transform_form(normalized, monkeypatch):
+    """S_y from the gradient of S_1 (one transform of the weights) against the four-transform
+    form, which sources off the sphere (Runge-Kutta stages) still take: both within the bound
+    b of the direct sum, so within 2 b of each other."""
+    rng = np.random.default_rng(11)
+    model = model_of(2.0, True, normalized, rng)
+    x = uniform_points(300, 3, rng)
+    y = clouds(2000, rng)["two-cluster"]
+    w = rng.random(len(y))
+    calls = []
+    real = transform._zonal_gradient_sums
+    monkeypatch.setattr(transform, "_zonal_gradient_sums",
+                        lambda *a: calls.append(1) or real(*a))
+    fast, bound = transform.harmonic_field(x, y, w, model)
+    assert calls  # the gradient form ran
+    off = y * (1 + 1e-9)  # off the sphere: the four-transform form
+    four, _ = transform.harmonic_field(x, off, w, model)
+    assert len(calls) == 1
+    scale = np.linalg.norm(model.V, 2)
+    if not normalized:
+        kappa = model.beta * np.linalg.norm(model.A, 2)
+        scale = scale * np.exp(kappa) * (np.exp(model.beta * (x @ model.A) @ y.T - kappa) @ w)
+    # the 1e-9 offset changes S_y by 1e-9 relative (y enters S_y linearly)
+    assert np.all(np.linalg.norm(fast - four, axis=1) / scale <= 2 * bound + 2e-9)

@@ -18,7 +18,9 @@ values at the targets (synthesis) are ducc0's nonuniform transforms
 
 * Zonal kernels, A = c R with R orthogonal: k depends on <x, R y> only, and Funk-Hecke gives
   K diagonal, K_pp = 4 pi i_l(kappa) e^{-kappa} (i_l the modified spherical Bessel function),
-  at the sources rotated by R.
+  at the sources rotated by R. Since grad_x e^{kappa <x, R y>} = kappa R y e^{...}, S_y is
+  the gradient of S_1 (tangential part by a spin-1 synthesis, radial part from i_l'(kappa)):
+  one transform of the weights instead of four (``_zonal_gradient_sums``).
 * General A (d = 3): K is computed once per (A, beta, L) by sampling k on a product
   Gauss-Legendre grid ((L + 1) x (2L + 2) nodes per variable, exact for degree <= 2L + 1) and
   analysing it in x, then in y (``sht.analysis_2d``); O(L^4) memory, cached.
@@ -59,7 +61,7 @@ __all__ = ["harmonic_field", "harmonic_energy", "transform_preferred", "Harmonic
            "tables_preferred", "sphere_harmonics", "kernel_matrix", "expansion_degree",
            "harmonic_degree", "zonal_factor", "gauss_grid", "to_real", "from_real", "EPSILON",
            "MAX_DEGREE", "TRUSTED_BOUND", "TRANSFORM_MIN_PAIRS", "AUTO_MAX_KAPPA",
-           "ENERGY_MIN_BETA"]
+           "ENERGY_MIN_BETA", "GRADIENT_MIN_KAPPA"]
 
 #: accuracy parameter of the ducc0 transforms (float64 needs > 2e-13)
 EPSILON = 3e-13
@@ -79,6 +81,9 @@ TABLES_MAX_KAPPA = 2.0
 #: "auto" uses the expansion up to this kappa = beta ||Q^T K|| (L = 39; beyond, the dynamic
 #: range e^{2 kappa} leaves most targets to the direct sum anyway)
 AUTO_MAX_KAPPA = 9.0
+#: zonal kernels take S_y from the gradient of S_1 from this kappa on (below, the division by
+#: kappa would amplify the transforms' error; measured within the bound b at kappa = 0.5)
+GRADIENT_MIN_KAPPA = 0.5
 #: "auto" computes the interaction energy by the expansion only for beta >= this (its error
 #: bound eps e^kappa m^2 / beta is then below 1e-9)
 ENERGY_MIN_BETA = 1e-3
@@ -236,28 +241,76 @@ def _kernel_sums(targets, sources, maps, model, nthreads: int = 1) -> np.ndarray
         nthreads=nthreads)[0] for c in coeffs])
 
 
+def _zonal_gradient_sums(tgt, src, w, model, nthreads):
+    """(S_1, S_y) (M,), (M, 3) for a zonal kernel from one transform of the weights: with
+    y' = R y, kappa = beta c and F(x) = sum_j w_j e^{kappa (<x, y'_j> - 1)} extended to R^3,
+    grad F = kappa sum_j w_j y'_j e^{...}, so on the sphere
+
+        S_{y'}(x) = (grad_S F(x) + x dF(r x)/dr|_{r=1}) / kappa,   S_y = R^T S_{y'},
+
+    with F = sum_l 4 pi i_l(kappa) e^{-kappa} (...) (Funk-Hecke), its radial derivative the same
+    sum with 4 pi kappa i_l'(kappa) e^{-kappa}, and grad_S F by ducc0's spin-1 synthesis of the
+    same coefficients (mode "DERIV1": d/dtheta and d/(sin theta dphi)). One adjoint and three
+    syntheses (one of spin 1) instead of four of each. Needs sources on the sphere (the y in
+    S_y is y / |y| here) and kappa >= GRADIENT_MIN_KAPPA (the division by kappa)."""
+    import ducc0
+
+    L = expansion_degree(model)
+    c, R = zonal_factor(model.A)
+    kappa = float(model.beta * c)
+    coeffs = to_real(ducc0.sht.adjoint_synthesis_general(
+        map=w[None], spin=0, lmax=L, loc=_loc(src @ R.T), epsilon=EPSILON,
+        nthreads=nthreads)[0], L)
+    order, degree = _orders(L), _degrees(L)
+    degrees = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
+    scale = 4 * math.pi * math.exp(-kappa)
+    value = from_real(coeffs * scale * scipy.special.spherical_in(degrees, kappa), L)[None]
+    radial = from_real(coeffs * scale * kappa * scipy.special.spherical_in(
+        degrees, kappa, derivative=True), L)[None]
+    loc = _loc(tgt)
+    common = {"lmax": L, "loc": loc, "epsilon": EPSILON, "nthreads": nthreads}
+    S1 = ducc0.sht.synthesis_general(alm=value, spin=0, **common)[0]
+    dr = ducc0.sht.synthesis_general(alm=radial, spin=0, **common)[0]
+    d_theta, d_phi = ducc0.sht.synthesis_general(alm=value, spin=1, mode="DERIV1", **common)
+    theta, phi = loc[:, 0], loc[:, 1]
+    e_theta = np.stack([np.cos(theta) * np.cos(phi), np.cos(theta) * np.sin(phi),
+                        -np.sin(theta)], axis=-1)
+    e_phi = np.stack([-np.sin(phi), np.cos(phi), np.zeros_like(phi)], axis=-1)
+    x = tgt / np.linalg.norm(tgt, axis=1)[:, None]
+    grad = d_theta[:, None] * e_theta + d_phi[:, None] * e_phi + dr[:, None] * x
+    return S1, (grad / kappa) @ R  # rows (R^T v)^T = v^T R
+
+
 def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
     """Attention field at ``targets`` (M, 3) of the cloud (``sources`` (N, 3), ``weights`` (N,))
     by the expansion of the module docstring, and the bound b (M,) on its relative error.
 
+    Zonal kernels with kappa >= GRADIENT_MIN_KAPPA and sources on the sphere take S_y from the
+    gradient of S_1 (:func:`_zonal_gradient_sums`, one transform of the weights instead of
+    four); the tests hold both forms to the same bound b.
     No input checks (``continuum.kernels.attention_field`` checks); ``model.d`` must be 3 and
     the degree ``expansion_degree(model)`` at most MAX_DEGREE.
     """
     src = np.asarray(sources, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     tgt = np.asarray(targets, dtype=np.float64)
-    maps = np.vstack([w, w * src.T])  # f = 1, y_1, y_2, y_3 (at the true y, not y / |y|)
-    sums = _kernel_sums(tgt, src, maps, model, nthreads)  # (4, M): S_1, S_y
     kappa = float(model.beta * np.linalg.norm(model.A, 2))
+    if (model.d == 3 and kappa >= GRADIENT_MIN_KAPPA and zonal_factor(model.A) is not None
+            and expansion_degree(model) <= MAX_DEGREE
+            and np.abs(np.einsum("ij,ij->i", src, src) - 1.0).max(initial=0.0) <= 1e-12):
+        Z, S_y = _zonal_gradient_sums(tgt, src, w, model, nthreads)
+    else:
+        maps = np.vstack([w, w * src.T])  # f = 1, y_1, y_2, y_3 (at the true y, not y / |y|)
+        sums = _kernel_sums(tgt, src, maps, model, nthreads)  # (4, M): S_1, S_y
+        Z, S_y = sums[0], sums[1:].T
     mass = float(w.sum())
-    Z = sums[0]
     bound = np.full(len(tgt), np.inf)
     positive = Z > 0
     bound[positive] = 4 * EPSILON * mass / Z[positive]
     if model.normalized:
-        mean = sums[1:].T / np.where(positive, Z, 1.0)[:, None]
+        mean = S_y / np.where(positive, Z, 1.0)[:, None]
     else:
-        mean = sums[1:].T * math.exp(kappa)
+        mean = S_y * math.exp(kappa)
     return tangent_project(tgt, mean @ model.V.T), bound
 
 
