@@ -100,9 +100,11 @@ def zonal_factor(A: np.ndarray, tol: float = 1e-12):
     return c, A / c
 
 
+@lru_cache(maxsize=64)
 def harmonic_degree(kappa: float, tol: float = 1e-16) -> int:
     """Smallest L with sum_{l > L} (2l + 1) i_l(kappa) <= tol e^{-kappa} (kernel tail below the
-    smallest value the kernel takes, e^{-kappa}, times tol)."""
+    smallest value the kernel takes, e^{-kappa}, times tol). Cached: the solvers ask at every
+    stage."""
     if kappa < 0:
         raise ValueError(f"kappa must be >= 0, got {kappa}")
     ls = np.arange(0, 400)
