@@ -21,9 +21,12 @@ def ground_cost(x: np.ndarray, y: np.ndarray, cost: str = "geodesic") -> np.ndar
     if cost not in COSTS:
         raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
     chord = cdist(x, y)
-    if cost == "geodesic":
-        return 2.0 * np.arcsin(np.minimum(0.5 * chord, 1.0))
-    return chord
+    return _arc(chord) if cost == "geodesic" else chord
+
+
+def _arc(chord):
+    """Geodesic distance 2 arcsin(|x - y| / 2) from the chord |x - y| (accurate when small)."""
+    return 2.0 * np.arcsin(np.minimum(0.5 * chord, 1.0))
 
 
 def wasserstein_sphere(mu, nu, p: int = 2, cost: str = "geodesic") -> float:
@@ -108,22 +111,22 @@ def reduce_pair(mu, nu, max_support: int):
     for c, idx in enumerate(clusters):
         label[idx] = c
         mean = w[idx] @ z[idx]
-        reps[c] = mean / np.linalg.norm(mean)
-    n_mu = len(a)
-    dist = 2.0 * np.arcsin(np.minimum(0.5 * np.linalg.norm(z - reps[label], axis=1), 1.0))
-    bounds = []
-    for part, weights in ((slice(0, n_mu), a), (slice(n_mu, None), b)):
+        norm = np.linalg.norm(mean)
+        # a cluster spread evenly around the sphere has no mean direction: take its heaviest
+        # atom (any point is a valid representative; the bound below stays exact)
+        reps[c] = mean / norm if norm > 1e-12 * w[idx].sum() else z[idx[np.argmax(w[idx])]]
+    dist = _arc(np.linalg.norm(z - reps[label], axis=1))
+    merged, bounds = [], []
+    for part, weights in ((slice(0, len(a)), a), (slice(len(a), None), b)):
         d = dist[part]
         bounds.append({1: float(weights @ d), 2: float(np.sqrt(weights @ d**2))})
-    merged = []
-    for part, weights in ((slice(0, n_mu), a), (slice(n_mu, None), b)):
         mass = np.bincount(label[part], weights=weights, minlength=len(clusters))
         used = mass > 0
         merged.append(Measure(reps[used], mass[used] / mass[used].sum()))
     return merged[0], merged[1], bounds[0], bounds[1]
 
 
-def wasserstein_reduced(mu, nu, max_support: int = 2000):
+def wasserstein_reduced(mu, nu, max_support: int | None = 2000):
     """W_1 and W_2 (geodesic cost) between measures on S^2 or any S^{d-1} too large for exact
     transport: the exact values between the reduced measures of :func:`reduce_pair`, with a
     certified error bound from the triangle inequality,
@@ -131,8 +134,9 @@ def wasserstein_reduced(mu, nu, max_support: int = 2000):
         |W_p(mu, nu) - W_p(mu', nu')| <= W_p(mu, mu') + W_p(nu, nu') <= e_mu(p) + e_nu(p).
 
     Returns ({1: W_1, 2: W_2}, {1: bound_1, 2: bound_2}); the bounds are 0 (and the values
-    exact) when both supports have at most ``max_support`` atoms. One geodesic cost matrix
-    serves both orders. Cost: O(max_support^2) memory, about 0.6 s per order at 2000 atoms.
+    exact) when both supports have at most ``max_support`` atoms (None: always exact). One
+    geodesic cost matrix serves both orders. Cost: O(max_support^2) memory; 0.5 to 0.9 s for
+    both orders at 2000 atoms (measured on level-4 DG measures, one core).
     """
     import ot
 
@@ -141,6 +145,8 @@ def wasserstein_reduced(mu, nu, max_support: int = 2000):
     if mu.size == nu.size and np.array_equal(mu.points, nu.points) and \
             np.array_equal(mu.weights, nu.weights):
         return {1: 0.0, 2: 0.0}, {1: 0.0, 2: 0.0}  # the same measure: exactly 0
+    if max_support is None:
+        max_support = max(mu.size, nu.size)
     mu_r, nu_r, e_mu, e_nu = reduce_pair(mu, nu, max_support)
     dist = ground_cost(mu_r.points, nu_r.points, "geodesic")
     values = {}

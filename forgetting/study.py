@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bounds import gronwall_bound
 from .config import base_model, build_models, initial_density
 from .report import figures, table
-from .runs import MeasureSeries, deviations, run_backend, time_to_deviation
+from .runs import MeasureSeries, deviations, gronwall_curve, run_backend, time_to_deviation
 from .sweep import load_point, point_key, run_sweep
 
 __all__ = ["evaluate_run", "evaluate_point", "run_study"]
@@ -100,13 +99,11 @@ def evaluate_point(point: dict, runs_folder: str) -> dict:
     tuned = tuned_point(point)
     run, unresolved_tuned = (base, unresolved) if tuned is None else \
         _stored_run(runs_folder, tuned)
-    model, fine = build_models(point["config"], point["value"])
-    delta_norm = float(np.linalg.norm(fine.V - model.V, 2))
+    _, gronwall = gronwall_curve(*build_models(point["config"], point["value"]), base.times)
     D = deviations(base, run, point["config"]["deviation"]["max_support"])
     return {"times": base.times, "deviation_w2": D["w2"], "deviation_w1": D["w1"],
             "deviation_w2_bound": D["w2_bound"], "deviation_w1_bound": D["w1_bound"],
-            "gronwall": gronwall_bound(model, delta_norm, base.times) if delta_norm > 0
-            else np.zeros(len(base.times)),
+            "gronwall": gronwall,
             "under_resolved_from": np.array(min(unresolved, unresolved_tuned))}
 
 

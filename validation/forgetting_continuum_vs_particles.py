@@ -55,9 +55,10 @@ def main(out_dir=None, quick=False, epsilons=None, T=30.0, n_particles=4000, see
                          for s in range(seeds)]
         for eps in epsilons:
             _, tuned = build_models(cfg, eps)
-            fv = {n: deviations(fv_base[n], run(tuned, "fv", resolution=n))["w2"]
-                  for n in resolutions}
-            parts = np.array([deviations(particle_base[s], run(
+            same = eps == 0  # the fine-tuned model is the base model: its run is the base run
+            fv = {n: deviations(fv_base[n], fv_base[n] if same else run(
+                tuned, "fv", resolution=n))["w2"] for n in resolutions}
+            parts = np.array([deviations(particle_base[s], particle_base[s] if same else run(
                 tuned, "particles", seed=s, **particle_options))["w2"] for s in range(seeds)])
             fine, coarse = fv[resolutions[-1]], fv[resolutions[0]]
             mean, sem = parts.mean(axis=0), parts.std(axis=0, ddof=1) / np.sqrt(seeds)

@@ -41,7 +41,7 @@ from ..geometry import angles_to_circle, tangent_project
 from .grid import tangents
 
 __all__ = ["fourier_field", "fourier_applicable", "fourier_preferred", "truncation",
-           "circle_velocity", "choose_path", "is_rotation_kernel", "FFT_MAX_BETA_C",
+           "circle_velocity", "choose_path", "is_rotation_kernel", "kernel_fft", "FFT_MAX_BETA_C",
            "FOURIER_MIN_PAIRS"]
 
 #: the FFT and Fourier paths are used automatically only while the kernel's dynamic range
@@ -61,7 +61,7 @@ def is_rotation_kernel(A: np.ndarray, tol: float = 1e-14):
 
 
 @lru_cache(maxsize=32)
-def _kernel_fft(n: int, beta_c: float, alpha: float, shift: float) -> np.ndarray:
+def kernel_fft(n: int, beta_c: float, alpha: float, shift: float) -> np.ndarray:
     """FFT of K_l = e^{beta c (cos(2 pi l / n + shift - alpha) - 1)}, the circular-convolution
     kernel between equispaced sources and targets shifted by ``shift`` (cached: it depends on
     the model and the grid only, not on the density)."""
@@ -111,7 +111,7 @@ def circle_velocity(model, theta: np.ndarray, masses: np.ndarray, path: str = "a
             field = field * total
         return np.einsum("ij,ij->i", field, tau), path
     c, alpha = is_rotation_kernel(model.A)
-    kern_hat = _kernel_fft(theta.size, float(model.beta * c), alpha, float(target_shift))
+    kern_hat = kernel_fft(theta.size, float(model.beta * c), alpha, float(target_shift))
 
     def conv(f):
         return np.fft.ifft(kern_hat * np.fft.fft(f)).real

@@ -44,7 +44,7 @@ from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
 from ..solution import Solution, finish_solution
 from ..timestep import march
-from .field import choose_path, circle_velocity, is_rotation_kernel
+from .field import choose_path, circle_velocity, is_rotation_kernel, kernel_fft
 from .grid import check_resolution, grid, tangents
 
 __all__ = ["solve_fv", "fv_rhs", "FVOperator", "LIMITERS"]
@@ -129,8 +129,8 @@ class FVOperator:
         if path == "fft":
             c, alpha = is_rotation_kernel(model.A)
             self.beta_c = float(model.beta * c)
-            lag = 2 * np.pi * np.arange(n) / n + 0.5 * self.h  # target i minus source j
-            self.kernel_hat = np.fft.rfft(np.exp(self.beta_c * (np.cos(lag - alpha) - 1.0)))
+            # the kernel is real: its real FFT is the first half of the full one
+            self.kernel_hat = kernel_fft(n, self.beta_c, alpha, 0.5 * self.h)[: n // 2 + 1]
             self.sources = np.empty((3, n))  # h (cos theta_j, sin theta_j, 1): m_j = rho_j x
             self.sources[0] = self.h * np.cos(self.centres)
             self.sources[1] = self.h * np.sin(self.centres)

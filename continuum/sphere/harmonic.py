@@ -135,6 +135,18 @@ def _degrees(L: int) -> np.ndarray:
     return np.concatenate([np.arange(m, L + 1) for m in range(L + 1)])
 
 
+@lru_cache(maxsize=16)
+def _funk_hecke(L: int, kappa: float, derivative: bool = False) -> np.ndarray:
+    """Funk-Hecke eigenvalues 4 pi i_l(kappa) e^{-kappa} of the zonal kernel (or with
+    i_l'(kappa)) for every real coefficient, in the order of :func:`to_real`; cached."""
+    order, degree = _orders(L), _degrees(L)
+    degrees = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
+    out = 4 * math.pi * scipy.special.spherical_in(degrees, kappa, derivative=derivative) \
+        * math.exp(-kappa)
+    out.setflags(write=False)
+    return out
+
+
 def to_real(alm: np.ndarray, L: int) -> np.ndarray:
     """Real coordinates of complex coefficients (m >= 0, healpy layout) in the orthonormal basis
     phi_{l0} = Y_l0, phi^c_{lm} = sqrt 2 Re Y_lm, phi^s_{lm} = -sqrt 2 Im Y_lm (m > 0):
@@ -229,11 +241,8 @@ def _kernel_sums(targets, sources, maps, model, nthreads: int = 1) -> np.ndarray
     coeffs = np.stack([to_real(ducc0.sht.adjoint_synthesis_general(
         map=f[None], spin=0, lmax=L, loc=loc, epsilon=EPSILON, nthreads=nthreads)[0], L)
         for f in maps])  # (F, P)
-    if zonal is not None:  # Funk-Hecke: K = diag(4 pi i_l(kappa) e^{-kappa})
-        order, degree = _orders(L), _degrees(L)
-        degrees = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
-        coeffs = coeffs * (4 * math.pi * scipy.special.spherical_in(degrees, kappa)
-                           * math.exp(-kappa))
+    if zonal is not None:
+        coeffs = coeffs * _funk_hecke(L, kappa)
     else:
         coeffs = coeffs @ kernel_matrix(model.A, model.beta, L).T
     tgt = np.asarray(targets, dtype=np.float64)
@@ -263,12 +272,8 @@ def _zonal_gradient_sums(tgt, src, w, model, nthreads):
     coeffs = to_real(ducc0.sht.adjoint_synthesis_general(
         map=w[None], spin=0, lmax=L, loc=_loc(src @ R.T), epsilon=EPSILON,
         nthreads=nthreads)[0], L)
-    order, degree = _orders(L), _degrees(L)
-    degrees = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
-    scale = 4 * math.pi * math.exp(-kappa)
-    value = from_real(coeffs * scale * scipy.special.spherical_in(degrees, kappa), L)[None]
-    radial = from_real(coeffs * scale * kappa * scipy.special.spherical_in(
-        degrees, kappa, derivative=True), L)[None]
+    value = from_real(coeffs * _funk_hecke(L, kappa), L)[None]
+    radial = from_real(coeffs * kappa * _funk_hecke(L, kappa, derivative=True), L)[None]
     loc = _loc(tgt)
     common = {"lmax": L, "loc": loc, "epsilon": EPSILON, "nthreads": nthreads}
     S1 = ducc0.sht.synthesis_general(alm=value, spin=0, **common)[0]
