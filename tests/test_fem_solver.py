@@ -77,6 +77,74 @@ def test_bad_density_and_dimension():
         solve(Attention(beta=1.0, d=2), peaked, 0.1, method="fem", resolution=2)
 
 
+@pytest.mark.parametrize("degree", [1, 2])
+def test_compiled_rhs_equals_dolfinx_assembly(degree):
+    """SphereDG.rhs (compiled kernels on tabulated geometry) against DOLFINx's assembly of the
+    same form (assembled_rhs), on a random signed rho and a random tangent u: both sum the
+    same products in different orders, so they differ by at most gamma_n = n u / (1 - n u)
+    times the sum S_i of the products' magnitudes in each entry (Higham, ch. 3), carried
+    through M_K^{-1} by its row sums; n = 100 bounds the flops per entry (<= 12 cell
+    points and 3 facets of 2-3 points, each a dot of <= 6 basis values plus 3 velocities)."""
+    from mpi4py import MPI  # noqa: F401  (before dolfinx)
+
+    from continuum.sphere.dg import SphereDG
+
+    dg = SphereDG(2, degree=degree)
+    rng = np.random.default_rng(degree)
+    rho = rng.standard_normal(dg.rho.x.array.size)
+    x = dg.velocity_targets
+    u = rng.standard_normal(x.shape)
+    u -= np.sum(u * x, axis=1)[:, None] * x
+    dg.set_velocity(u)
+    got, ref = dg.rhs(rho), dg.assembled_rhs(rho)
+    err = np.abs(got - ref)[dg.cell_dofs]
+    assert np.all(err <= roundoff_bound(dg, rho, u))
+    assert np.abs(ref).max() > 0
+
+
+@pytest.mark.parametrize("degree", [1, 2])
+def test_limiter_keeps_averages_and_makes_nodes_non_negative(degree):
+    """Zhang-Shu scaling on a random signed state: cell averages unchanged (to the round-off of
+    a p-point average, 10 u max|rho|), every checked value >= 0 where the average is >= 0,
+    cells without a negative value untouched (bitwise)."""
+    from mpi4py import MPI  # noqa: F401  (before dolfinx)
+
+    from continuum.sphere.dg import SphereDG
+
+    dg = SphereDG(2, degree=degree)
+    rng = np.random.default_rng(3)
+    rho = rng.standard_normal(dg.rho.x.array.size) + 0.8
+    out, avg = dg.limit(rho)
+    before = dg.cell_averages(rho)
+    assert np.abs(avg - before).max() <= 10 * np.finfo(float).eps * np.abs(rho).max()
+    assert np.abs(dg.cell_averages(out) - before).max() <= 10 * np.finfo(float).eps * \
+        np.abs(rho).max()
+    values = np.concatenate([out[dg.cell_dofs], dg._values(out, dg._avg_basis)], axis=1)
+    ok = before >= 0
+    assert np.any(~ok) and np.any(rho[dg.cell_dofs].min(axis=1)[ok] < 0)  # both branches
+    assert values[ok].min() >= -10 * np.finfo(float).eps * np.abs(rho).max()
+    clean = np.concatenate([rho[dg.cell_dofs], dg._values(rho, dg._avg_basis)],
+                           axis=1).min(axis=1) >= 0
+    assert np.array_equal(out[dg.cell_dofs][clean], rho[dg.cell_dofs][clean])
+
+
+def roundoff_bound(dg, rho, u):
+    """gamma_n ||M_K^{-1}||_inf max_{i in K} S_i per owned cell K and dof (the bound of the test
+    above); S_i from |rho| <= max |rho|, |u| <= max |u| on this rank."""
+    t = dg._tables
+    r, v = np.abs(rho).max(), np.abs(u).max()
+    S = np.zeros_like(rho)  # sum of |products| per entry
+    cell_terms = np.einsum("kq,kqix->ki", t.cell_weight, np.abs(t.cell_grad)) * r * v * 3
+    np.add.at(S, t.dofs[t.cells], cell_terms)
+    for side in (0, 1):
+        facet_terms = np.einsum("fq,fqi->fi", t.facet_weight,
+                                np.abs(t.facet_phi[:, side])) * 2 * r * v * 3
+        np.add.at(S, t.dofs[t.facet_cells[:, side]], facet_terms)
+    n, U = 100, np.finfo(float).eps
+    row_sums = np.abs(dg.inverse_mass).sum(axis=2).max(axis=1)  # ||M_K^{-1}||_inf
+    return n * U / (1 - n * U) * row_sums[:, None] * S[dg.cell_dofs].max(axis=1)[:, None]
+
+
 MPI_SCRIPT = """
 import sys
 import numpy as np
@@ -92,6 +160,15 @@ sol = solve(model, rho0, 0.5, method="fem", resolution=3, times=[0.0, 0.25, 0.5]
 harm = solve(model, rho0, 0.5, method="fem", resolution=3, times=[0.0, 0.25, 0.5],
              field="harmonic")
 assert sol.info["field"] == "kernel" and harm.info["field"] == "harmonic"
+# the compiled right-hand side on a partitioned mesh: the same as DOLFINx's assembly
+from continuum.sphere.dg import SphereDG
+from tests.test_fem_solver import roundoff_bound
+dg = SphereDG(3)
+u = np.cross(dg.velocity_targets, [0.3, -0.2, 1.0])
+dg.set_velocity(u)
+state = dg.interpolate(rho0)
+err = np.abs(dg.rhs(state) - dg.assembled_rhs(state))[dg.cell_dofs]
+assert np.all(err <= roundoff_bound(dg, dg.rho.x.array, u))
 if MPI.COMM_WORLD.rank == 0:
     np.save(sys.argv[1], np.concatenate([sol.densities, harm.densities]))
 """

@@ -20,7 +20,7 @@ values at the targets (synthesis) are ducc0's nonuniform transforms
   K diagonal, K_pp = 4 pi i_l(kappa) e^{-kappa} (i_l the modified spherical Bessel function),
   at the sources rotated by R. Since grad_x e^{kappa <x, R y>} = kappa R y e^{...}, S_y is
   the gradient of S_1 (tangential part by a spin-1 synthesis, radial part from i_l'(kappa)):
-  one transform of the weights instead of four (``_zonal_gradient_sums``).
+  one transform of the weights instead of four (:class:`ZonalTransforms`).
 * General A (d = 3): K is computed once per (A, beta, L) by sampling k on a product
   Gauss-Legendre grid ((L + 1) x (2L + 2) nodes per variable, exact for degree <= 2L + 1) and
   analysing it in x, then in y (``sht.analysis_2d``); O(L^4) memory, cached.
@@ -58,7 +58,8 @@ import scipy.special
 from ..geometry import tangent_project
 
 __all__ = ["harmonic_field", "harmonic_energy", "transform_preferred", "HarmonicTables",
-           "tables_preferred", "sphere_harmonics", "kernel_matrix", "expansion_degree",
+           "ZonalTransforms", "fixed_points_field", "tables_preferred", "sphere_harmonics",
+           "kernel_matrix", "expansion_degree",
            "harmonic_degree", "zonal_factor", "gauss_grid", "to_real", "from_real", "EPSILON",
            "MAX_DEGREE", "TRUSTED_BOUND", "TRANSFORM_MIN_PAIRS", "AUTO_MAX_KAPPA",
            "ENERGY_MIN_BETA", "GRADIENT_MIN_KAPPA"]
@@ -253,8 +254,15 @@ def _kernel_sums(targets, sources, maps, model, nthreads: int = 1) -> np.ndarray
 
 
 def _zonal_gradient_sums(tgt, src, w, model, nthreads):
-    """(S_1, S_y) (M,), (M, 3) for a zonal kernel from one transform of the weights: with
-    y' = R y, kappa = beta c and F(x) = sum_j w_j e^{kappa (<x, y'_j> - 1)} extended to R^3,
+    """(S_1, S_y) (M,), (M, 3) for a zonal kernel from one transform of the weights
+    (:class:`ZonalTransforms`, built for this one call)."""
+    return ZonalTransforms(tgt, src, model).sums(w, nthreads)
+
+
+class ZonalTransforms:
+    """S_1 and S_y at fixed ``targets`` (M, 3) of weights on fixed ``sources`` (N, 3, on the
+    sphere) for a zonal kernel A = c R, from one transform of the weights: with y' = R y,
+    kappa = beta c and F(x) = sum_j w_j e^{kappa (<x, y'_j> - 1)} extended to R^3,
     grad F = kappa sum_j w_j y'_j e^{...}, so on the sphere
 
         S_{y'}(x) = (grad_S F(x) + x dF(r x)/dr|_{r=1}) / kappa,   S_y = R^T S_{y'},
@@ -262,30 +270,67 @@ def _zonal_gradient_sums(tgt, src, w, model, nthreads):
     with F = sum_l 4 pi i_l(kappa) e^{-kappa} (...) (Funk-Hecke), its radial derivative the same
     sum with 4 pi kappa i_l'(kappa) e^{-kappa}, and grad_S F by ducc0's spin-1 synthesis of the
     same coefficients (mode "DERIV1": d/dtheta and d/(sin theta dphi)). One adjoint and three
-    syntheses (one of spin 1) instead of four of each. Needs sources on the sphere (the y in
-    S_y is y / |y| here) and kappa >= GRADIENT_MIN_KAPPA (the division by kappa)."""
-    import ducc0
+    syntheses (one of spin 1) instead of four of each. Needs kappa >= GRADIENT_MIN_KAPPA (the
+    division by kappa). The angles of both point sets and the targets' frames are computed once
+    (the DG solver evaluates at the same points at every stage).
+    """
 
-    L = expansion_degree(model)
-    c, R = zonal_factor(model.A)
-    kappa = float(model.beta * c)
-    coeffs = to_real(ducc0.sht.adjoint_synthesis_general(
-        map=w[None], spin=0, lmax=L, loc=_loc(src @ R.T), epsilon=EPSILON,
-        nthreads=nthreads)[0], L)
-    value = from_real(coeffs * _funk_hecke(L, kappa), L)[None]
-    radial = from_real(coeffs * kappa * _funk_hecke(L, kappa, derivative=True), L)[None]
-    loc = _loc(tgt)
-    common = {"lmax": L, "loc": loc, "epsilon": EPSILON, "nthreads": nthreads}
-    S1 = ducc0.sht.synthesis_general(alm=value, spin=0, **common)[0]
-    dr = ducc0.sht.synthesis_general(alm=radial, spin=0, **common)[0]
-    d_theta, d_phi = ducc0.sht.synthesis_general(alm=value, spin=1, mode="DERIV1", **common)
-    theta, phi = loc[:, 0], loc[:, 1]
-    e_theta = np.stack([np.cos(theta) * np.cos(phi), np.cos(theta) * np.sin(phi),
-                        -np.sin(theta)], axis=-1)
-    e_phi = np.stack([-np.sin(phi), np.cos(phi), np.zeros_like(phi)], axis=-1)
-    x = tgt / np.linalg.norm(tgt, axis=1)[:, None]
-    grad = d_theta[:, None] * e_theta + d_phi[:, None] * e_phi + dr[:, None] * x
-    return S1, (grad / kappa) @ R  # rows (R^T v)^T = v^T R
+    def __init__(self, targets, sources, model):
+        zonal = zonal_factor(model.A) if model.d == 3 else None
+        if zonal is None:
+            raise ValueError("ZonalTransforms needs d = 3 and Q^T K = c R with R orthogonal")
+        c, self.R = zonal
+        self.model = model
+        self.kappa = float(model.beta * c)
+        if self.kappa < GRADIENT_MIN_KAPPA:
+            raise ValueError(f"ZonalTransforms needs kappa = beta c >= {GRADIENT_MIN_KAPPA}, "
+                             f"got {self.kappa:.3g}")
+        self.L = expansion_degree(model)
+        self.targets = np.asarray(targets, dtype=np.float64)
+        self.n_sources = len(sources)
+        self.loc_sources = _loc(np.asarray(sources, dtype=np.float64) @ self.R.T)
+        self.loc_targets = loc = _loc(self.targets)
+        theta, phi = loc[:, 0], loc[:, 1]
+        self.e_theta = np.stack([np.cos(theta) * np.cos(phi), np.cos(theta) * np.sin(phi),
+                                 -np.sin(theta)], axis=-1)
+        self.e_phi = np.stack([-np.sin(phi), np.cos(phi), np.zeros_like(phi)], axis=-1)
+        self.e_r = self.targets / np.linalg.norm(self.targets, axis=1)[:, None]
+        self.value = _funk_hecke(self.L, self.kappa)
+        self.radial = self.kappa * _funk_hecke(self.L, self.kappa, derivative=True)
+        # USA's factor e^{kappa}, kappa = beta ||A||_2 computed as harmonic_field does
+        self.usa_scale = math.exp(float(model.beta * np.linalg.norm(model.A, 2)))
+
+    def sums(self, w, nthreads: int = 1):
+        """(S_1 (M,), S_y (M, 3)) of the scaled kernel e^{kappa (<x, R y> - 1)}."""
+        import ducc0
+
+        L = self.L
+        coeffs = to_real(ducc0.sht.adjoint_synthesis_general(
+            map=np.asarray(w, dtype=np.float64)[None], spin=0, lmax=L, loc=self.loc_sources,
+            epsilon=EPSILON, nthreads=nthreads)[0], L)
+        value = from_real(coeffs * self.value, L)[None]
+        radial = from_real(coeffs * self.radial, L)[None]
+        common = {"lmax": L, "loc": self.loc_targets, "epsilon": EPSILON, "nthreads": nthreads}
+        S1 = ducc0.sht.synthesis_general(alm=value, spin=0, **common)[0]
+        dr = ducc0.sht.synthesis_general(alm=radial, spin=0, **common)[0]
+        d_theta, d_phi = ducc0.sht.synthesis_general(alm=value, spin=1, mode="DERIV1", **common)
+        grad = d_theta[:, None] * self.e_theta + d_phi[:, None] * self.e_phi \
+            + dr[:, None] * self.e_r
+        return S1, (grad / self.kappa) @ self.R  # rows (R^T v)^T = v^T R
+
+    def __call__(self, weights, nthreads: int = 1) -> np.ndarray:
+        """The attention field at the targets (SA or USA), as :func:`harmonic_field`; its bound
+        b = 4 eps m / S_1 <= 4 eps e^{2 kappa} is not returned (``fixed_points_field`` uses
+        this class only where that is below TRUSTED_BOUND)."""
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (self.n_sources,):
+            raise ValueError(f"weights must have shape ({self.n_sources},), got {w.shape}")
+        Z, S_y = self.sums(w, nthreads)
+        if self.model.normalized:
+            mean = S_y / Z[:, None]
+        else:
+            mean = S_y * self.usa_scale
+        return tangent_project(self.targets, mean @ self.model.V.T)
 
 
 def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
@@ -350,6 +395,30 @@ def tables_preferred(model, n_targets: int, n_sources: int) -> bool:
         return False
     L = harmonic_degree(model.beta * zonal[0])
     return (n_targets + n_sources) * (L + 1) ** 2 <= TABLES_MAX_ENTRIES
+
+
+def fixed_points_field(model, targets, sources, field: str = "auto"):
+    """A field evaluator ``f(weights)`` for fixed point sets (the DG solver's vertices and
+    quadrature points) that gives what ``attention_field(targets, sources, weights, model,
+    method)`` gives ("auto" or "harmonic") without recomputing anything about the points, or
+    None where the caller should call ``attention_field``: :class:`HarmonicTables` where
+    :func:`tables_preferred`; :class:`ZonalTransforms` for larger sets with a zonal kernel,
+    GRADIENT_MIN_KAPPA <= kappa <= TABLES_MAX_KAPPA (its bound 4 eps e^{2 kappa} is then below
+    TRUSTED_BOUND, so "auto" would keep every target) and the expansion chosen (``field`` =
+    "harmonic", or "auto" with :func:`transform_preferred`) and sources on the sphere."""
+    if field == "kernel" or model.d != 3:
+        return None
+    if tables_preferred(model, len(targets), len(sources)):
+        return HarmonicTables(targets, sources, model)
+    zonal = zonal_factor(model.A)
+    if zonal is None or not GRADIENT_MIN_KAPPA <= model.beta * zonal[0] <= TABLES_MAX_KAPPA:
+        return None
+    src = np.asarray(sources, dtype=np.float64)
+    if np.abs(np.einsum("ij,ij->i", src, src) - 1.0).max(initial=0.0) > 1e-12:
+        return None  # the gradient form reads y / |y| for y
+    if field == "harmonic" or transform_preferred(model, len(targets), len(sources)):
+        return ZonalTransforms(targets, sources, model)
+    return None
 
 
 def sphere_harmonics(points: np.ndarray, L: int) -> np.ndarray:

@@ -26,8 +26,8 @@ from ..solution import finish_solution
 from ..timestep import default_dt, march
 from .harmonic import (
     MAX_DEGREE,
-    HarmonicTables,
     expansion_degree,
+    fixed_points_field,
     tables_preferred,
     transform_preferred,
 )
@@ -76,7 +76,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         kernel by nonuniform transforms (``continuum.sphere.harmonic``), O(cells + vertices +
         L^2 log L) (any Q, K; L from beta ||Q^T K||), or for small meshes and zonal kernels
         with beta c <= 2 the same expansion with tabulated harmonics (faster there,
-        ``harmonic.tables_preferred``); "auto" = the tables where preferred, else harmonic from
+        ``harmonic.tables_preferred``) or transforms whose point angles are computed once
+        (``harmonic.fixed_points_field``); "auto" = the tables where preferred, else harmonic from
         2^22 pairs on (level >= 4) while beta ||Q^T K|| <= 9, with the direct sum at vertices
         where the expansion's error bound exceeds 1e-10, else kernel.
     """
@@ -117,10 +118,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     def update_velocity(array):
         pts, w = dg.quadrature_measure(array)
         mass = w.sum()
-        if not tables:  # the points are fixed: small sets tabulate their harmonics once
-            use = field != "kernel" and tables_preferred(model, len(dg.velocity_targets),
-                                                         len(pts))
-            tables["field"] = HarmonicTables(dg.velocity_targets, pts, model) if use else None
+        if not tables:  # the points are fixed: tabulate what depends on them only once
+            tables["field"] = fixed_points_field(model, dg.velocity_targets, pts, field)
         if tables["field"] is not None:
             values = tables["field"](w / mass)
         else:
@@ -157,7 +156,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,
             "limiter": limiter, **counts,
             "field": choose_sphere_path(model, field, len(dg.velocity_targets), len(areas)),
-            "harmonic_tables": tables.get("field") is not None, "h_min": dg.h_min,
+            "field_evaluator": type(tables["field"]).__name__ if tables["field"] is not None
+            else "attention_field", "h_min": dg.h_min,
             "cells": int(len(areas)), "discrete_area": float(areas.sum()),
             "initial_rescaling": 1.0 / total, "mpi_size": dg.comm.size,
             "wall_time_s": _time.perf_counter() - wall}
