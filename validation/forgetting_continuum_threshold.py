@@ -131,8 +131,8 @@ def band(d, g, resolution, steps, verbose=False):
 
 
 #: seconds of one classification run on one core (T = 20 on S^1, 15 on S^2), measured
-RUN_COST_S = {(2, 128): 0.3, (2, 256): 0.6, (2, 512): 1.6, (3, 3): 6.0, (3, 4): 55.0,
-              (3, 5): 300.0}
+RUN_COST_S = {(2, 128): 0.3, (2, 256): 0.6, (2, 512): 1.6, (3, 3): 6.0, (3, 4): 30.0,
+              (3, 5): 150.0}
 
 
 def tasks(quick=False, gaps=(0.1, 0.2, 0.4), fv_resolutions=(128, 256, 512),
@@ -187,37 +187,7 @@ def combine(pieces, out_dir=None, quick=False, name=NAME):
         if len(sel) >= 2:
             orders[g] = float(np.polyfit(np.log([r["h"] for r in sel]),
                                          np.log([max(r["band"], 1e-12) for r in sel]), 1)[0])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    ax = axes[0]
-    gg = np.linspace(0, max(gaps) * 1.1, 10)
-    ax.plot(gg, gg, "k--", label="theory eps_c = g")
-    keys = sorted({(r["d"], r["resolution"]) for r in rows})
-    for k, ((d, res), marker) in enumerate(zip(keys, "osd^v<>")):
-        sel = [r for r in rows if r["d"] == d and r["resolution"] == res]
-        mid = np.array([0.5 * (r["eps_minus"] + r["eps_plus"]) for r in sel])
-        half = np.array([0.5 * r["band"] for r in sel])
-        label = f"FV S^1, n = {res}" if d == 2 else f"DG S^2, level {res}"
-        if not all(r["resolved"] for r in sel):
-            label += " (pinned at a search boundary)"
-        shift = 0.006 * (k - 0.5 * (len(keys) - 1))  # side by side, not on top of each other
-        ax.errorbar([r["g"] + shift for r in sel], mid, yerr=half, fmt=marker, capsize=3,
-                    label=label)
-    ax.set_xlabel("spectral gap g of V")
-    ax.set_ylabel("pinning band [eps_-, eps_+]")
-    ax.set_title("continuum threshold (bars: pinned band)")
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    for g in gaps:
-        sel = [r for r in rows if r["d"] == 2 and r["g"] == g]
-        if sel:
-            ax.loglog([r["h"] for r in sel], [r["band"] for r in sel], "o-",
-                      label=f"FV, g = {g:g}" + (f" (order {orders[g]:.2f})" if g in orders
-                                                else ""))
-    ax.set_xlabel("cell width h")
-    ax.set_ylabel("band width eps_+ - eps_-")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    figure = save(fig, out_dir, name)
+    figure = draw_bands(rows, orders, out_dir, name)
     parameters = {"bands": [[r["solver"], r["resolution"], r["g"], r["bisection_steps"]]
                             for r in rows], "beta": 1.0}
     # one claim per (solver, resolution, g): g inside the band [eps_-, eps_+] (bracket
@@ -245,3 +215,41 @@ def combine(pieces, out_dir=None, quick=False, name=NAME):
 if __name__ == "__main__":
     for r in main():
         print(r)
+
+
+def draw_bands(rows, orders, out_dir, name):
+    """Left: the bands against g (bars) with eps_c = g; right: band width against the cell
+    width h (FV with its fitted order; DG, resolved bands). Returns the figure's path."""
+    gaps = sorted({r["g"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    ax = axes[0]
+    gg = np.linspace(0, max(gaps) * 1.1, 10)
+    ax.plot(gg, gg, "k--", label="theory eps_c = g")
+    keys = sorted({(r["d"], r["resolution"]) for r in rows})
+    for k, ((d, res), marker) in enumerate(zip(keys, "osd^v<>")):
+        sel = [r for r in rows if r["d"] == d and r["resolution"] == res]
+        mid = np.array([0.5 * (r["eps_minus"] + r["eps_plus"]) for r in sel])
+        half = np.array([0.5 * r["band"] for r in sel])
+        label = f"FV S^1, n = {res}" if d == 2 else f"DG S^2, level {res}"
+        if not all(r["resolved"] for r in sel):
+            label += " (pinned at a search boundary)"
+        shift = 0.006 * (k - 0.5 * (len(keys) - 1))  # side by side, not on top of each other
+        ax.errorbar([r["g"] + shift for r in sel], mid, yerr=half, fmt=marker, capsize=3,
+                    label=label)
+    ax.set_xlabel("spectral gap g of V")
+    ax.set_ylabel("pinning band [eps_-, eps_+]")
+    ax.set_title("continuum threshold (bars: pinned band)")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for d, solver, marker in ((2, "FV", "o-"), (3, "DG", "s--")):
+        for g in gaps:  # resolved bands only: an unresolved edge is a search boundary
+            sel = [r for r in rows if r["d"] == d and r["g"] == g and r["resolved"]]
+            if sel:
+                ax.loglog([r["h"] for r in sel], [r["band"] for r in sel], marker,
+                          label=f"{solver}, g = {g:g}" + (f" (order {orders[g]:.2f})"
+                                                          if d == 2 and g in orders else ""))
+    ax.set_xlabel("cell width h")
+    ax.set_ylabel("band width eps_+ - eps_-")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, out_dir, name)

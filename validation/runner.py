@@ -31,6 +31,8 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tqdm import tqdm
+
 from validation import CASES, COST_S, EXTENDED_CASES
 from validation.record import Record
 
@@ -111,7 +113,11 @@ def run(out: Path, quick: bool, only=None, workers: int = 1, extended: bool = Fa
     results: dict[str, list[Record]] = {}
     logger.info("[validation] %d cases, %d pieces, %d workers", len(names), len(pieces),
                 workers)
+    bar = tqdm(total=len(pieces), desc="validation pieces", unit="piece",
+               disable=None)  # None: only on a terminal
     for name, kwargs, (ok, value, seconds) in _execute(pieces, out, quick, workers):
+        bar.update()
+        logger.debug("[validation] piece of %s done in %.1f s: %s", name, seconds, kwargs)
         if not ok:
             logger.error("[validation] %s raised:\n%s", name, value)
             results.setdefault(name, []).append(_failed(name, value))
@@ -140,6 +146,7 @@ def run(out: Path, quick: bool, only=None, workers: int = 1, extended: bool = Fa
             logger.info("    %s %s: %s: error %.3g (tolerance %.3g), %.1f s",
                         "PASS" if record.passed else "FAIL", record.case, record.claim,
                         record.error, record.tolerance, record.runtime_s)
+    bar.close()
     records, seen = [], set()
     for name in names:  # report in the order of CASES
         for record in results.get(name, [_failed(name, "no result")]):
