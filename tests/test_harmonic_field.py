@@ -210,9 +210,10 @@ def test_fem_solution_same_with_either_field_path(Q):
     runs = {f: solve(model, rho0, 1.0, method="fem", resolution=2, times=[0.0, 1.0], field=f)
             for f in ("kernel", "harmonic")}
     assert runs["harmonic"].info["field"] == "harmonic"
-    # level 2 is small: a zonal kernel takes the tables, the other one attention_field
+    # field="harmonic": a zonal kernel (kappa = 1) takes ZonalTransforms, the other one
+    # attention_field's transforms
     zonal = transform.zonal_factor(model.A) is not None
-    assert runs["harmonic"].info["field_evaluator"] == ("HarmonicTables" if zonal
+    assert runs["harmonic"].info["field_evaluator"] == ("ZonalTransforms" if zonal
                                                         else "attention_field")
     a, b = runs["kernel"].densities[-1], runs["harmonic"].densities[-1]
     assert np.max(np.abs(a - b)) <= 1e-10 * np.max(np.abs(a))
@@ -337,10 +338,11 @@ def test_zonal_gradient_form_equals_the_four_transform_form(normalized, monkeypa
 
 @pytest.mark.parametrize("normalized", [True, False])
 def test_fixed_points_field_is_the_auto_field(normalized, monkeypatch):
-    """The DG solver's evaluator for fixed points: the tables for small sets, ZonalTransforms
-    (angles computed once) for large ones with a zonal kappa in [0.5, 2], else None; both
-    equal attention_field to its bound (4 eps e^{2 kappa} <= TRUSTED_BOUND here, so "auto"
-    keeps every target), and ZonalTransforms repeats harmonic_field's sums exactly."""
+    """The DG solver's evaluator for fixed points: ZonalTransforms (angles computed once) where
+    "auto" takes the expansion and the kernel is zonal with kappa in [0.5, 2], else the tables
+    for small sets, else None; both equal attention_field to its bound (4 eps e^{2 kappa} <=
+    TRUSTED_BOUND here, so "auto" keeps every target), and ZonalTransforms repeats
+    harmonic_field's sums exactly."""
     rng = np.random.default_rng(13)
     model = model_of(1.5, True, normalized, rng)
     x = uniform_points(300, 3, rng)
@@ -348,11 +350,11 @@ def test_fixed_points_field_is_the_auto_field(normalized, monkeypatch):
     w = rng.random(len(y))
     assert isinstance(transform.fixed_points_field(model, x, y), transform.HarmonicTables)
     assert transform.fixed_points_field(model, x, y, field="kernel") is None
-    monkeypatch.setattr(transform, "TABLES_MAX_ENTRIES", 0)  # as if the sets were large
-    assert transform.fixed_points_field(model, x, y) is None  # auto: too few pairs
-    monkeypatch.setattr(transform, "TRANSFORM_MIN_PAIRS", 1)
-    plan = transform.fixed_points_field(model, x, y)
+    plan = transform.fixed_points_field(model, x, y, field="harmonic")
     assert isinstance(plan, transform.ZonalTransforms)
+    monkeypatch.setattr(transform, "TRANSFORM_MIN_PAIRS", 1)  # as if the sets were large
+    assert isinstance(transform.fixed_points_field(model, x, y), transform.ZonalTransforms)
+    monkeypatch.setattr(transform, "TABLES_MAX_ENTRIES", 0)
     assert transform.fixed_points_field(model, x, y * 1.001) is None  # sources off the sphere
     assert transform.fixed_points_field(model_of(3.0, True, normalized, rng), x, y) is None
     assert transform.fixed_points_field(model_of(1.0, False, normalized, rng), x, y) is None

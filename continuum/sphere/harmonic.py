@@ -73,9 +73,10 @@ TRUSTED_BOUND = 1e-10
 #: "auto" uses the expansion from this many target-source pairs on: the measured crossover with
 #: the direct sum is near 1e6 pairs (N ~ 1000, one thread); 4x above it, as on S^1
 TRANSFORM_MIN_PAIRS = 1 << 22
-#: tables (HarmonicTables) instead of transforms for fixed point sets up to this many entries
-#: (M + N)(L + 1)^2 and kappa <= TABLES_MAX_KAPPA: measured crossover between level 4 (7682
-#: points, L = 15: tables 3x faster) and level 5 (30722 points: transforms 1.2x faster)
+#: tables (HarmonicTables) for fixed point sets up to this many entries (M + N)(L + 1)^2 and
+#: kappa <= TABLES_MAX_KAPPA where fixed_points_field takes no ZonalTransforms: measured against
+#: attention_field's transforms (which recompute the angles), crossover between level 4
+#: (7682 points, L = 15: tables 3x faster) and level 5 (30722 points: transforms 1.2x faster)
 TABLES_MAX_ENTRIES = 1 << 22
 #: kappa up to which tables are used: round-off (L + 1)^2 u e^{2 kappa} < 1e-11, no fallback
 TABLES_MAX_KAPPA = 2.0
@@ -401,23 +402,22 @@ def fixed_points_field(model, targets, sources, field: str = "auto"):
     """A field evaluator ``f(weights)`` for fixed point sets (the DG solver's vertices and
     quadrature points) that gives what ``attention_field(targets, sources, weights, model,
     method)`` gives ("auto" or "harmonic") without recomputing anything about the points, or
-    None where the caller should call ``attention_field``: :class:`HarmonicTables` where
-    :func:`tables_preferred`; :class:`ZonalTransforms` for larger sets with a zonal kernel,
-    GRADIENT_MIN_KAPPA <= kappa <= TABLES_MAX_KAPPA (its bound 4 eps e^{2 kappa} is then below
-    TRUSTED_BOUND, so "auto" would keep every target) and the expansion chosen (``field`` =
-    "harmonic", or "auto" with :func:`transform_preferred`) and sources on the sphere."""
+    None where the caller should call ``attention_field``. :class:`ZonalTransforms` where the
+    expansion is chosen (``field`` = "harmonic", or "auto" with :func:`transform_preferred`)
+    for a zonal kernel with GRADIENT_MIN_KAPPA <= kappa <= TABLES_MAX_KAPPA and sources on the
+    sphere (its bound 4 eps e^{2 kappa} is then below TRUSTED_BOUND, so "auto" would keep every
+    target; measured 2.9x faster than the tables at level 4); else :class:`HarmonicTables`
+    where :func:`tables_preferred` (small sets)."""
     if field == "kernel" or model.d != 3:
         return None
-    if tables_preferred(model, len(targets), len(sources)):
-        return HarmonicTables(targets, sources, model)
     zonal = zonal_factor(model.A)
-    if zonal is None or not GRADIENT_MIN_KAPPA <= model.beta * zonal[0] <= TABLES_MAX_KAPPA:
-        return None
     src = np.asarray(sources, dtype=np.float64)
-    if np.abs(np.einsum("ij,ij->i", src, src) - 1.0).max(initial=0.0) > 1e-12:
-        return None  # the gradient form reads y / |y| for y
-    if field == "harmonic" or transform_preferred(model, len(targets), len(sources)):
-        return ZonalTransforms(targets, sources, model)
+    if (zonal is not None and GRADIENT_MIN_KAPPA <= model.beta * zonal[0] <= TABLES_MAX_KAPPA
+            and np.abs(np.einsum("ij,ij->i", src, src) - 1.0).max(initial=0.0) <= 1e-12
+            and (field == "harmonic" or transform_preferred(model, len(targets), len(src)))):
+        return ZonalTransforms(targets, src, model)  # (the gradient form reads y / |y|)
+    if tables_preferred(model, len(targets), len(src)):
+        return HarmonicTables(targets, src, model)
     return None
 
 

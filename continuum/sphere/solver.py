@@ -75,9 +75,9 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         O(cells x vertices) per stage; "harmonic" = the spherical-harmonic expansion of the
         kernel by nonuniform transforms (``continuum.sphere.harmonic``), O(cells + vertices +
         L^2 log L) (any Q, K; L from beta ||Q^T K||), or for small meshes and zonal kernels
-        with beta c <= 2 the same expansion with tabulated harmonics (faster there,
-        ``harmonic.tables_preferred``) or transforms whose point angles are computed once
-        (``harmonic.fixed_points_field``); "auto" = the tables where preferred, else harmonic from
+        with beta c <= 2 the same expansion by transforms whose point angles are computed
+        once, or on small meshes with tabulated harmonics (``harmonic.fixed_points_field``);
+        "auto" = the tables where preferred, else harmonic from
         2^22 pairs on (level >= 4) while beta ||Q^T K|| <= 9, with the direct sum at vertices
         where the expansion's error bound exceeds 1e-10, else kernel.
     """
