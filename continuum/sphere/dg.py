@@ -103,7 +103,6 @@ class SphereDG:
 
         # cell geometry (owned cells): areas, centroids projected to the sphere
         cells = np.arange(self.n_owned_cells, dtype=np.int32)
-        self._cells = cells
         dg0 = fem.functionspace(mesh, ("Discontinuous Lagrange", 0))
         area = fem.assemble_vector(fem.form(ufl.TestFunction(dg0) * ufl.dx)).array
         self.cell_area = np.asarray(area[: self.n_owned_cells]).copy()
