@@ -17,6 +17,8 @@ both paths):
 * the same contract on S^1 (``continuum.circle.field.fourier_field``, Q^T K = 0.8 R(0.3)):
   relative error against the direct sum on 1000 targets of N = 10^6 von Mises tokens (SA,
   USA) and the time per evaluation at N = 10^4, 10^5, 10^6;
+* a Runge-Kutta stage of a zonal particle step (kappa = 4, tokens off the sphere by 1e-5):
+  the gradient form of ``ZonalTransforms`` against the four-transform form, ratio per N;
 * particles at scale: ``simulate`` with N = 10^6 tokens on S^2, random Q, K, V (entries
   N(0, 1/3)), SA, beta = 1, RK4 with dt = 0.1 (dt L_est inside RK4's stability interval) to
   T = 5, ``field="auto"``; wall time per step (4 field evaluations).
@@ -114,6 +116,29 @@ def main(argv=None) -> int:
         result["timing"][name] = {"direct_2^15_s": direct, "setup_s": setup, "rows": rows}
         print(f"{name}: direct at N = 2^15: {direct:.2f} s; first call (K, caches): "
               f"{setup:.2f} s")
+    # a Runge-Kutta stage of a zonal particle step (targets = sources, off the sphere by
+    # O(dt^2)): the gradient form (ZonalTransforms, two adjoints and three syntheses) against
+    # the four-transform form it replaced at stages (four of each), same function
+    model = Attention(beta=4.0, d=3, V=V)  # zonal, kappa = 4 (the Sobolev validation case)
+    result["zonal_stage"] = []
+    for n in sizes:
+        x = sample(lambda p: 2.0 / (4 * np.pi * np.sinh(2.0)) * np.exp(2.0 * p @ mean),
+                   n=n, d=3, seed=2)
+        x = x + 0.005 * np.cross(x, mean)  # an RK4 stage x + (dt / 2) k, off the sphere
+        wn = np.full(n, 1.0 / n)
+        gradient = best_of(lambda: transform.harmonic_field(x, x, wn, model,
+                                                            nthreads=args.threads))
+        kept = transform.GRADIENT_MIN_KAPPA
+        transform.GRADIENT_MIN_KAPPA = np.inf  # forces the four-transform form
+        try:
+            four = best_of(lambda: transform.harmonic_field(x, x, wn, model,
+                                                            nthreads=args.threads))
+        finally:
+            transform.GRADIENT_MIN_KAPPA = kept
+        result["zonal_stage"].append({"N": n, "gradient_form_s": gradient,
+                                      "four_transform_s": four, "ratio": four / gradient})
+        print(f"zonal RK stage (kappa = 4): N = {n:>8d}: gradient form {gradient:.3f} s, "
+              f"four-transform form {four:.3f} s, ratio {four / gradient:.2f}x")
     from continuum.circle.field import fourier_field
     from continuum.timestep import field_scale
 

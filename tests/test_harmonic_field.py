@@ -309,14 +309,19 @@ def test_energy_by_expansion_matches_the_double_sum(beta, zonal):
 
 
 @pytest.mark.parametrize("normalized", [True, False])
-def test_zonal_gradient_form_equals_the_four_transform_form(normalized, monkeypatch):
-    """S_y from the gradient of S_1 (one transform of the weights) against the four-transform
-    form, which sources off the sphere (Runge-Kutta stages) still take: both within the bound
-    b of the direct sum, so within 2 b of each other."""
+@pytest.mark.parametrize("where", ["on", "off"])
+def test_zonal_gradient_form_equals_the_four_transform_form(normalized, where, monkeypatch):
+    """S_y from the gradient of S_1 (one transform of the weights; two for sources off the
+    sphere, as at Runge-Kutta stages, where S_y = sum_j w_j y_j k(x, y_j / |y_j|) takes the
+    weights w_j |y_j|) against the four-transform form (forced by GRADIENT_MIN_KAPPA = inf):
+    both within the bound b of the exact sums, so within 2 b of each other. Radii 1 +- 1e-3
+    off the sphere: a wrong radial weighting would differ by ~1e-3, far above 2 b."""
     rng = np.random.default_rng(11)
     model = model_of(2.0, True, normalized, rng)
     x = uniform_points(300, 3, rng)
     y = clouds(2000, rng)["two-cluster"]
+    if where == "off":
+        y = y * rng.uniform(0.999, 1.001, (len(y), 1))
     w = rng.random(len(y))
     calls = []
     real = transform._zonal_gradient_sums
@@ -324,16 +329,15 @@ def test_zonal_gradient_form_equals_the_four_transform_form(normalized, monkeypa
                         lambda *a: calls.append(1) or real(*a))
     fast, bound = transform.harmonic_field(x, y, w, model)
     assert calls  # the gradient form ran
-    off = y * (1 + 1e-9)  # off the sphere: the four-transform form
-    four, _ = transform.harmonic_field(x, off, w, model)
-    assert len(calls) == 1
+    monkeypatch.setattr(transform, "GRADIENT_MIN_KAPPA", math.inf)
+    four, _ = transform.harmonic_field(x, y, w, model)
+    assert len(calls) == 1  # the four-transform form ran
     scale = np.linalg.norm(model.V, 2)
-    if not normalized:
+    if not normalized:  # USA: the field's scale ||V|| e^kappa S_1
         kappa = model.beta * np.linalg.norm(model.A, 2)
-        scale = scale * np.exp(kappa) * (np.exp(model.beta * (x @ model.A) @ y.T - kappa) @ w)
-    # the offset scales S_y by 1 + 1e-9 (y enters linearly; S_1 uses y / |y|), so the field
-    # moves by at most 1e-9 ||V|| |S_y / S_1| <= 1e-9 scale (SA; USA: ||V|| e^kappa |S_y|)
-    assert np.all(np.linalg.norm(fast - four, axis=1) / scale <= 2 * bound + 1e-9)
+        unit = y / np.linalg.norm(y, axis=1, keepdims=True)
+        scale = scale * np.exp(kappa) * (np.exp(model.beta * (x @ model.A) @ unit.T - kappa) @ w)
+    assert np.all(np.linalg.norm(fast - four, axis=1) / scale <= 2 * bound)
 
 
 @pytest.mark.parametrize("normalized", [True, False])
@@ -355,7 +359,9 @@ def test_fixed_points_field_is_the_auto_field(normalized, monkeypatch):
     monkeypatch.setattr(transform, "TRANSFORM_MIN_PAIRS", 1)  # as if the sets were large
     assert isinstance(transform.fixed_points_field(model, x, y), transform.ZonalTransforms)
     monkeypatch.setattr(transform, "TABLES_MAX_ENTRIES", 0)
-    assert transform.fixed_points_field(model, x, y * 1.001) is None  # sources off the sphere
+    off = y * rng.uniform(0.999, 1.001, (len(y), 1))  # sources off the sphere (RK stages)
+    assert np.array_equal(transform.fixed_points_field(model, x, off)(w),
+                          transform.harmonic_field(x, off, w, model)[0])
     assert transform.fixed_points_field(model_of(3.0, True, normalized, rng), x, y) is None
     assert transform.fixed_points_field(model_of(1.0, False, normalized, rng), x, y) is None
     fast, bound = transform.harmonic_field(x, y, w, model)

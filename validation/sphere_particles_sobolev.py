@@ -31,8 +31,9 @@ Pass: the fitted slope of log D(N) against log N is -1/2 +- 0.05 for both beta (
 tolerance; the leading-order fluctuation theory gives exactly -1/2, with relative corrections
 of O(1/N)); and at t = 0 (no dynamics, 32 pairs at every N up to 10^5, 8 at
 10^6) the mean squared distance agrees with the exact i.i.d. expectation within 4 standard
-errors of the mean at every N (record: the worst |z|). Runtime: about 9 minutes with another
-job on the second core (an N = 10^6 run takes about 35 s; quick: N <= 10^4, beta = 1, 35 s).
+errors of the mean at every N (record: the worst |z|). Runtime: 5.2 CPU-minutes in the last
+full run (an N = 10^6 run is 40 field evaluations of about 0.45 s; quick: N <= 10^4,
+beta = 1).
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ def continuum_initial():
     return Measure(pts, mass / mass.sum())
 
 
-#: seconds on one core of one simulated pair of systems, by N (measured; t = 0 pieces cost
-#: about a tenth)
-PAIR_COST_S = {100: 0.05, 1000: 0.2, 10_000: 0.8, 100_000: 8.0, 1_000_000: 70.0}
+#: seconds on one core of one simulated pair of systems, by N (scheduling estimates: measured
+#: before the zonal gradient form took the Runge-Kutta stages, halved with the case's measured
+#: total, 625 -> 312 s; t = 0 pieces cost about a tenth)
+PAIR_COST_S = {100: 0.05, 1000: 0.1, 10_000: 0.4, 100_000: 4.0, 1_000_000: 35.0}
 
 
 def tasks(quick=False, betas=(1.0, 4.0), sizes=(100, 1000, 10_000, 100_000, 1_000_000)):

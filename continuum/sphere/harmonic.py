@@ -52,6 +52,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numba
 import numpy as np
 import scipy.special
 
@@ -123,6 +124,50 @@ def _loc(points: np.ndarray) -> np.ndarray:
     r = np.linalg.norm(points, axis=1)
     return np.stack([np.arccos(np.clip(points[:, 2] / r, -1.0, 1.0)),
                      np.mod(np.arctan2(points[:, 1], points[:, 0]), 2 * np.pi)], axis=-1)
+
+
+@numba.njit(cache=True)
+def _spherical_coordinates(points, R, frames_wanted):
+    """One pass over ``points`` (N, 3), rows need not be unit: (colatitude, longitude) of
+    p / |p| as ducc0 takes them (N, 2), the radii |p| (N,), and if ``frames_wanted`` the rows
+    (e_theta, e_phi, e_r) of the local frame times R (N, 3, 3), from the Cartesian components
+    (e_theta = (z x, z y, -rho) / rho', e_phi = (-y, x, 0) / rho with rho = sqrt(x^2 + y^2);
+    at the poles phi = 0)."""
+    n = points.shape[0]
+    loc = np.empty((n, 2))
+    radii = np.empty(n)
+    frames = np.empty((n if frames_wanted else 0, 3, 3))
+    for i in range(n):
+        x, y, z = points[i, 0], points[i, 1], points[i, 2]
+        r = math.sqrt(x * x + y * y + z * z)
+        radii[i] = r
+        x, y, z = x / r, y / r, z / r
+        rho = math.sqrt(x * x + y * y)
+        loc[i, 0] = math.acos(min(1.0, max(-1.0, z)))
+        phi = math.atan2(y, x)
+        loc[i, 1] = phi + 2 * math.pi if phi < 0 else phi
+        if frames_wanted:
+            if rho > 0:
+                cp, sp = x / rho, y / rho
+            else:
+                cp, sp = 1.0, 0.0
+            basis = ((z * cp, z * sp, -rho), (-sp, cp, 0.0), (x, y, z))
+            for k in range(3):
+                for j in range(3):
+                    frames[i, k, j] = (basis[k][0] * R[0, j] + basis[k][1] * R[1, j]
+                                       + basis[k][2] * R[2, j])
+    return loc, radii, frames
+
+
+@numba.njit(cache=True)
+def _combine_frames(d_theta, d_phi, dr, frames):
+    """sum_k d_k frames[:, k]: (M, 3)."""
+    out = np.empty((d_theta.shape[0], 3))
+    for i in range(d_theta.shape[0]):
+        for j in range(3):
+            out[i, j] = (d_theta[i] * frames[i, 0, j] + d_phi[i] * frames[i, 1, j]
+                         + dr[i] * frames[i, 2, j])
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -261,19 +306,23 @@ def _zonal_gradient_sums(tgt, src, w, model, nthreads):
 
 
 class ZonalTransforms:
-    """S_1 and S_y at fixed ``targets`` (M, 3) of weights on fixed ``sources`` (N, 3, on the
-    sphere) for a zonal kernel A = c R, from one transform of the weights: with y' = R y,
-    kappa = beta c and F(x) = sum_j w_j e^{kappa (<x, y'_j> - 1)} extended to R^3,
-    grad F = kappa sum_j w_j y'_j e^{...}, so on the sphere
+    """S_1 and S_y at fixed ``targets`` (M, 3) of weights on fixed ``sources`` (N, 3) for a
+    zonal kernel A = c R, from transforms of the weights: with y' = R y / |y|,
+    kappa = beta c and F_g(x) = sum_j g_j e^{kappa (<x, y'_j> - 1)} extended to R^3,
+    grad F_g = kappa sum_j g_j y'_j e^{...}, so on the sphere
 
         S_{y'}(x) = (grad_S F(x) + x dF(r x)/dr|_{r=1}) / kappa,   S_y = R^T S_{y'},
 
     with F = sum_l 4 pi i_l(kappa) e^{-kappa} (...) (Funk-Hecke), its radial derivative the same
     sum with 4 pi kappa i_l'(kappa) e^{-kappa}, and grad_S F by ducc0's spin-1 synthesis of the
-    same coefficients (mode "DERIV1": d/dtheta and d/(sin theta dphi)). One adjoint and three
-    syntheses (one of spin 1) instead of four of each. Needs kappa >= GRADIENT_MIN_KAPPA (the
-    division by kappa). The angles of both point sets and the targets' frames are computed once
-    (the DG solver evaluates at the same points at every stage).
+    same coefficients (mode "DERIV1": d/dtheta and d/(sin theta dphi)). Sources on the sphere:
+    S_1 = F_w and S_y from the gradient of the same F_w, one adjoint and three syntheses (one of
+    spin 1) instead of four of each. Sources off the sphere (Runge-Kutta stages) are evaluated
+    as :func:`harmonic_field`'s four-transform form does, S_f(x) = sum_j w_j f(y_j)
+    k(x / |x|, y_j / |y_j|): S_1 = F_w and S_y = |y_j|-weighted gradient, F_g with
+    g_j = w_j |y_j| (one adjoint more). Needs kappa >= GRADIENT_MIN_KAPPA (the division by
+    kappa). Angles, radii and the targets' frames are computed once, in one compiled pass per
+    point set (the DG solver evaluates at the same points at every stage).
     """
 
     def __init__(self, targets, sources, model):
@@ -287,37 +336,48 @@ class ZonalTransforms:
             raise ValueError(f"ZonalTransforms needs kappa = beta c >= {GRADIENT_MIN_KAPPA}, "
                              f"got {self.kappa:.3g}")
         self.L = expansion_degree(model)
-        self.targets = np.asarray(targets, dtype=np.float64)
+        self.targets = np.ascontiguousarray(targets, dtype=np.float64)
+        sources = np.ascontiguousarray(sources, dtype=np.float64)
         self.n_sources = len(sources)
-        self.loc_sources = _loc(np.asarray(sources, dtype=np.float64) @ self.R.T)
-        self.loc_targets = loc = _loc(self.targets)
-        theta, phi = loc[:, 0], loc[:, 1]
-        self.e_theta = np.stack([np.cos(theta) * np.cos(phi), np.cos(theta) * np.sin(phi),
-                                 -np.sin(theta)], axis=-1)
-        self.e_phi = np.stack([-np.sin(phi), np.cos(phi), np.zeros_like(phi)], axis=-1)
-        self.e_r = self.targets / np.linalg.norm(self.targets, axis=1)[:, None]
+        # rows of the frames: (e_theta, e_phi, e_r) R / kappa, so S_y = sum_k d_k frame_k
+        self.loc_targets, _, self.frames = _spherical_coordinates(
+            self.targets, self.R / self.kappa, True)
+        if sources is self.targets and np.array_equal(self.R, np.eye(3)):  # particles
+            self.loc_sources = self.loc_targets
+            radii = np.linalg.norm(sources, axis=1)
+        else:
+            self.loc_sources, radii, _ = _spherical_coordinates(sources @ self.R.T, self.R,
+                                                                False)
+        # |y_j| where a source is off the sphere (None: all on it, to 1e-12)
+        self.radii = radii if np.abs(radii - 1.0).max(initial=0.0) > 1e-12 else None
         self.value = _funk_hecke(self.L, self.kappa)
         self.radial = self.kappa * _funk_hecke(self.L, self.kappa, derivative=True)
         # USA's factor e^{kappa}, kappa = beta ||A||_2 computed as harmonic_field does
         self.usa_scale = math.exp(float(model.beta * np.linalg.norm(model.A, 2)))
 
     def sums(self, w, nthreads: int = 1):
-        """(S_1 (M,), S_y (M, 3)) of the scaled kernel e^{kappa (<x, R y> - 1)}."""
+        """(S_1 (M,), S_y (M, 3)) of the scaled kernel e^{kappa (<x, R y / |y|> - 1)}."""
         import ducc0
 
         L = self.L
-        coeffs = to_real(ducc0.sht.adjoint_synthesis_general(
-            map=np.asarray(w, dtype=np.float64)[None], spin=0, lmax=L, loc=self.loc_sources,
-            epsilon=EPSILON, nthreads=nthreads)[0], L)
-        value = from_real(coeffs * self.value, L)[None]
-        radial = from_real(coeffs * self.radial, L)[None]
+        w = np.asarray(w, dtype=np.float64)
+
+        def adjoint(g):  # (sum_j g_j phi_p(y'_j))_p
+            return to_real(ducc0.sht.adjoint_synthesis_general(
+                map=g[None], spin=0, lmax=L, loc=self.loc_sources, epsilon=EPSILON,
+                nthreads=nthreads)[0], L)
+
+        of_w = adjoint(w)
+        of_g = of_w if self.radii is None else adjoint(w * self.radii)
         common = {"lmax": L, "loc": self.loc_targets, "epsilon": EPSILON, "nthreads": nthreads}
+        value = from_real(of_w * self.value, L)[None]
         S1 = ducc0.sht.synthesis_general(alm=value, spin=0, **common)[0]
-        dr = ducc0.sht.synthesis_general(alm=radial, spin=0, **common)[0]
+        dr = ducc0.sht.synthesis_general(alm=from_real(of_g * self.radial, L)[None], spin=0,
+                                         **common)[0]
+        if of_g is not of_w:
+            value = from_real(of_g * self.value, L)[None]
         d_theta, d_phi = ducc0.sht.synthesis_general(alm=value, spin=1, mode="DERIV1", **common)
-        grad = d_theta[:, None] * self.e_theta + d_phi[:, None] * self.e_phi \
-            + dr[:, None] * self.e_r
-        return S1, (grad / self.kappa) @ self.R  # rows (R^T v)^T = v^T R
+        return S1, _combine_frames(d_theta, d_phi, dr, self.frames)
 
     def __call__(self, weights, nthreads: int = 1) -> np.ndarray:
         """The attention field at the targets (SA or USA), as :func:`harmonic_field`; its bound
@@ -338,9 +398,9 @@ def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
     """Attention field at ``targets`` (M, 3) of the cloud (``sources`` (N, 3), ``weights`` (N,))
     by the expansion of the module docstring, and the bound b (M,) on its relative error.
 
-    Zonal kernels with kappa >= GRADIENT_MIN_KAPPA and sources on the sphere take S_y from the
-    gradient of S_1 (:func:`_zonal_gradient_sums`, one transform of the weights instead of
-    four); the tests hold both forms to the same bound b.
+    Zonal kernels with kappa >= GRADIENT_MIN_KAPPA take S_y from the gradient of S_1
+    (:func:`_zonal_gradient_sums`: one transform of the weights instead of four, two for
+    sources off the sphere); the tests hold both forms to the same bound b.
     No input checks (``continuum.kernels.attention_field`` checks); ``model.d`` must be 3 and
     the degree ``expansion_degree(model)`` at most MAX_DEGREE.
     """
@@ -349,11 +409,10 @@ def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
     tgt = np.asarray(targets, dtype=np.float64)
     kappa = float(model.beta * np.linalg.norm(model.A, 2))
     if (model.d == 3 and kappa >= GRADIENT_MIN_KAPPA and zonal_factor(model.A) is not None
-            and expansion_degree(model) <= MAX_DEGREE
-            and np.abs(np.einsum("ij,ij->i", src, src) - 1.0).max(initial=0.0) <= 1e-12):
+            and expansion_degree(model) <= MAX_DEGREE):
         Z, S_y = _zonal_gradient_sums(tgt, src, w, model, nthreads)
     else:
-        maps = np.vstack([w, w * src.T])  # f = 1, y_1, y_2, y_3 (at the true y, not y / |y|)
+        maps = np.vstack([w, w * src.T])  # f = 1, y_1, y_2, y_3 (the true y; k at y / |y|)
         sums = _kernel_sums(tgt, src, maps, model, nthreads)  # (4, M): S_1, S_y
         Z, S_y = sums[0], sums[1:].T
     mass = float(w.sum())
@@ -404,18 +463,17 @@ def fixed_points_field(model, targets, sources, field: str = "auto"):
     method)`` gives ("auto" or "harmonic") without recomputing anything about the points, or
     None where the caller should call ``attention_field``. :class:`ZonalTransforms` where the
     expansion is chosen (``field`` = "harmonic", or "auto" with :func:`transform_preferred`)
-    for a zonal kernel with GRADIENT_MIN_KAPPA <= kappa <= TABLES_MAX_KAPPA and sources on the
-    sphere (its bound 4 eps e^{2 kappa} is then below TRUSTED_BOUND, so "auto" would keep every
-    target; measured 2.9x faster than the tables at level 4); else :class:`HarmonicTables`
+    for a zonal kernel with GRADIENT_MIN_KAPPA <= kappa <= TABLES_MAX_KAPPA (its bound
+    4 eps e^{2 kappa} is then below TRUSTED_BOUND, so "auto" would keep every target; measured
+    2.9x faster than the tables at level 4); else :class:`HarmonicTables`
     where :func:`tables_preferred` (small sets)."""
     if field == "kernel" or model.d != 3:
         return None
     zonal = zonal_factor(model.A)
     src = np.asarray(sources, dtype=np.float64)
     if (zonal is not None and GRADIENT_MIN_KAPPA <= model.beta * zonal[0] <= TABLES_MAX_KAPPA
-            and np.abs(np.einsum("ij,ij->i", src, src) - 1.0).max(initial=0.0) <= 1e-12
             and (field == "harmonic" or transform_preferred(model, len(targets), len(src)))):
-        return ZonalTransforms(targets, src, model)  # (the gradient form reads y / |y|)
+        return ZonalTransforms(targets, src, model)
     if tables_preferred(model, len(targets), len(src)):
         return HarmonicTables(targets, src, model)
     return None
