@@ -17,8 +17,12 @@ have). The intended task is the polarity of the 200 Pang-Lee movie-review senten
 topical similarity, so its frozen embedding places sentences by what they talk about, not by
 whether the review is positive or negative, and the frozen model does not already minimise
 this loss (the loss at step 0 is the frozen model's; a task the base model already solved
-would give LoRA nothing to learn and the update nothing to forget). No claim here depends on
-what the model learns: tests check mechanics (gradients, changing loss, resume).
+would give LoRA nothing to learn and the update nothing to forget). Measured with all 200
+sentences as one batch and tau = 0.1 (:func:`contrastive_loss`, 2026-11-29): the frozen
+model's loss is 5.62 with the true labels and 5.675 +- 0.003 with shuffled labels (5 draws),
+while perfectly separated labels on two antipodal points would give about log 99 = 4.60; the
+frozen embedding is close to chance on this task. No claim here depends on what the model
+learns: tests check mechanics (gradients, changing loss, resume).
 
 Batches: ``batch_size / n_classes`` sentences of each label, drawn without replacement by
 ``numpy.random.default_rng([seed, step])``, so step k's batch does not depend on where a run
