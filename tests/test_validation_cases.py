@@ -127,3 +127,13 @@ def test_sobolev_case_quick_through_its_pieces():
     records = case.main(quick=True)
     assert {r.case for r in records} == {f"{case.NAME}_t0", f"{case.NAME}_beta1"}
     assert all(r.passed for r in records), [(r.case, r.measured) for r in records]
+
+
+@pytest.mark.slow
+def test_realmodel_head_flow_quick():
+    """One real head (the largest gap of the rule): the switch bracket contains g and
+    T_dev (eps - g) is constant within 10% from the clustered start (the case's claims)."""
+    from validation import realmodel_head_flow
+
+    records = realmodel_head_flow.main(quick=True)
+    assert len(records) == 2 and all(r.passed for r in records), [r.details for r in records]

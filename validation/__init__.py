@@ -31,6 +31,8 @@ CASES = (
     "forgetting_depth_transition",
     "paper_observables",
     "forgetting_continuum_vs_particles",
+    # a real transformer (all-MiniLM-L6-v2)
+    "realmodel_head_flow",
 )
 
 #: cases too long for the default run (hours on two cores): ``python -m validation --extended``
