@@ -3,7 +3,8 @@ study, and the models and initial density a config describes.
 
 Config sections and keys (defaults in brackets):
 
-[study]        name (required), output [meanfield-out/<name>], workers [1], description [""]
+[study]        name (required), output [meanfield-out/<name>], workers [1], description [""],
+               kind ["forgetting"] (the command line sends kind = "realmodel" elsewhere)
 [model]        d (required), beta [1.0], normalized [true], Q, K, V (d x d lists) or V_diag
 [perturbation] kind ["lora" | "e2"], target ["V"], rank [1], norm [0.1], seed [0]
                ("e2": Delta = norm e2 e2^T, the spectral-gap experiment)
@@ -30,22 +31,26 @@ from continuum import Attention, lora_update
 from continuum.geometry import sphere_area, von_mises_density
 
 __all__ = ["load_study", "validate_config", "build_models", "base_model", "initial_density",
-           "ConfigError", "DEFAULT_STUDY", "SCHEMA", "BACKEND_KINDS"]
+           "ConfigError", "DEFAULT_STUDY", "SCHEMA", "BACKEND_KINDS", "REQUIRED", "read_toml",
+           "fill_schema"]
 
-_REQUIRED = object()
+#: marks a required key in a schema
+REQUIRED = object()
 SCHEMA = {
-    "study": {"name": _REQUIRED, "output": None, "workers": 1, "description": ""},
-    "model": {"d": _REQUIRED, "beta": 1.0, "normalized": True, "Q": None, "K": None,
+    "study": {"name": REQUIRED, "output": None, "workers": 1, "description": "",
+              "kind": "forgetting"},
+    "model": {"d": REQUIRED, "beta": 1.0, "normalized": True, "Q": None, "K": None,
               "V": None, "V_diag": None},
     "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0},
-    "backend": {"kinds": _REQUIRED, "resolution": None, "n": 1000, "seed": 0,
+    "backend": {"kinds": REQUIRED, "resolution": None, "n": 1000, "seed": 0,
                 "method": "dop853", "rtol": 1e-7},
     "initial": {"kind": "von_mises", "kappa": 1.0, "mean": None},
-    "time": {"T": _REQUIRED, "n_times": 41},
-    "sweep": {"axis": "norm", "values": _REQUIRED, "delta": 0.1},
+    "time": {"T": REQUIRED, "n_times": 41},
+    "sweep": {"axis": "norm", "values": REQUIRED, "delta": 0.1},
     "deviation": {"max_support": 2000},
 }
 CHOICES = {
+    ("study", "kind"): ("forgetting",),  # "realmodel" studies go to realmodel.study
     ("perturbation", "kind"): ("lora", "e2"),
     ("perturbation", "target"): ("V", "Q", "K"),
     ("initial", "kind"): ("von_mises", "uniform"),
@@ -73,25 +78,26 @@ class ConfigError(ValueError):
     """A study config is invalid; the message names the key."""
 
 
-def load_study(path) -> dict:
-    """Read and validate a TOML study file."""
+def read_toml(path) -> dict:
+    """The tables of a TOML file; ConfigError if it is missing or not TOML."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"study file not found: {path}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return validate_config(raw)
 
 
-def validate_config(raw: dict) -> dict:
-    """Fill defaults and check every key; raises ConfigError naming the offending key."""
+def fill_schema(raw: dict, schema: dict) -> dict:
+    """``raw`` completed with the defaults of ``schema`` ({section: {key: default}}, default
+    REQUIRED for a required key); ConfigError naming an unknown section or key, a section that
+    is not a table, or a missing required key."""
     cfg = {}
     for section in raw:
-        if section not in SCHEMA:
-            raise ConfigError(f"unknown section [{section}] (allowed: {', '.join(SCHEMA)})")
-    for section, keys in SCHEMA.items():
+        if section not in schema:
+            raise ConfigError(f"unknown section [{section}] (allowed: {', '.join(schema)})")
+    for section, keys in schema.items():
         given = raw.get(section, {})
         if not isinstance(given, dict):
             raise ConfigError(f"[{section}] must be a table")
@@ -102,10 +108,21 @@ def validate_config(raw: dict) -> dict:
         for key, default in keys.items():
             if key in given:
                 cfg[section][key] = given[key]
-            elif default is _REQUIRED:
+            elif default is REQUIRED:
                 raise ConfigError(f"missing required key '{section}.{key}'")
             else:
                 cfg[section][key] = copy.deepcopy(default)
+    return cfg
+
+
+def load_study(path) -> dict:
+    """Read and validate a TOML study file."""
+    return validate_config(read_toml(path))
+
+
+def validate_config(raw: dict) -> dict:
+    """Fill defaults and check every key; raises ConfigError naming the offending key."""
+    cfg = fill_schema(raw, SCHEMA)
     for (section, key), allowed in CHOICES.items():
         if cfg[section][key] not in allowed:
             raise ConfigError(f"'{section}.{key}' must be one of {allowed}, "

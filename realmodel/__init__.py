@@ -16,7 +16,13 @@ Public API (docs/design.md, section 3)::
 ``import realmodel`` does not import JAX (``realmodel.jax_model`` and ``realmodel.train`` do).
 """
 
-from .spectra import ov_spectrum, spectral_gap
-from .weights import BertWeights, load_minilm
+import os
+
+# JAX on the CPU unless the caller chose (runs before any submodule imports JAX): without it
+# JAX probes for TPU and proxy backends and logs an error for each on a machine without them
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+from .spectra import ov_spectrum, spectral_gap  # noqa: E402
+from .weights import BertWeights, load_minilm  # noqa: E402
 
 __all__ = ["load_minilm", "ov_spectrum", "spectral_gap", "BertWeights"]

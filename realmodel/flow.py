@@ -66,7 +66,7 @@ from .numpy_model import forward
 __all__ = ["LowRankSpectrum", "low_rank_spectrum", "head_model", "head_flow", "reduce",
            "layer_tokens",
            "mode_ratio", "late_slope", "flow", "collapsed", "switch_bracket", "deviation_times",
-           "deviation_time", "FLOW_RTOL", "FLOW_ATOL"]
+           "deviation_time", "selected_heads", "measure_head", "FLOW_RTOL", "FLOW_ATOL"]
 
 #: tolerances of the DOP853 runs (adaptive: the collapse is fast, the drift afterwards slow)
 FLOW_RTOL, FLOW_ATOL = 1e-8, 1e-10
@@ -300,3 +300,40 @@ def deviation_time(model, spectrum: LowRankSpectrum, x0, kappa: float, delta: fl
                    horizon: float = 12.0, n_times: int = 161) -> float:
     """T_dev(delta) for one kappa (:func:`deviation_times`)."""
     return deviation_times(model, spectrum, x0, [kappa], delta, horizon, n_times)[0]["T_dev"]
+
+
+def selected_heads(weights, count: int = 3) -> list:
+    """(layer, head, g) of the ``count`` heads with the largest gap whose top two OV modes are
+    real with lambda_2 > 0: the top mode is one direction and the competing one another."""
+    found = []
+    for layer in range(weights.n_layers):
+        for head in range(weights.n_heads):
+            m = weights.head_matrices(layer, head)
+            sp = low_rank_spectrum(m["W_O"], m["W_V"])
+            if sp.is_real(0) and sp.is_real(1) and sp.real_part(1) > 0:
+                found.append((layer, head, sp.gap()))
+    return sorted(found, key=lambda item: -item[2])[:count]
+
+
+def measure_head(weights, layer: int, head: int, ids_list, kappas=(1.25, 1.5, 2.0, 2.5, 3.0),
+                 delta: float = 0.3, steps: int = 6, beta: float = 1.0) -> dict:
+    """The flow of one head from the tokens entering its layer (``ids_list``): the switch
+    bracket (:func:`switch_bracket`, T = 15 / g) and, for each kappa, T_dev(delta) from the
+    clustered start (the base flow at t = 8 / g) and from the raw tokens (horizon
+    3 / (eps - g): the deviation comes early there), with the products T_dev (eps - g) and
+    the late slopes. Runs in the reduced coordinates of :func:`reduce` (exact)."""
+    model, sp = head_flow(weights, layer, head, beta)
+    g = sp.gap()
+    model, sp, x0, _ = reduce(model, sp, layer_tokens(weights, ids_list, layer))
+    bracket, tried = switch_bracket(model, sp, x0, 15.0 / g, steps=steps)
+    clustered = deviation_times(model, sp, collapsed(model, x0, 8.0 / g), kappas, delta)
+    raw = deviation_times(model, sp, x0, kappas, delta, horizon=3.0)
+    rows = [{"kappa": c["kappa"], "eps": c["eps"], "T_dev_clustered": c["T_dev"],
+             "T_dev_raw": r["T_dev"], "product_clustered": c["T_dev"] * (c["eps"] - g),
+             "product_raw": r["T_dev"] * (r["eps"] - g), "late_slope": c["late_slope"]}
+            for c, r in zip(clustered, raw)]
+    return {"layer": int(layer), "head": int(head), "g": g, "beta": beta, "delta": delta,
+            "lambda": [sp.real_part(0), sp.real_part(1)], "tokens": len(x0),
+            "coordinates": x0.shape[1], "steps": steps,
+            "bracket": None if bracket is None else [float(b) for b in bracket],
+            "tried": [[float(e), float(v)] for e, v in tried], "rows": rows}

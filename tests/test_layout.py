@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("continuum", "particles", "forgetting", "realmodel", "validation")
+PACKAGES = ("continuum", "particles", "forgetting", "realmodel", "meanfield", "validation")
 #: layer of each top-level package: a module may import only from its own layer or below
-LAYER = {"continuum": 0, "particles": 1, "forgetting": 2, "realmodel": 3, "validation": 4}
+LAYER = {"continuum": 0, "particles": 1, "forgetting": 2, "realmodel": 3, "meanfield": 4,
+         "validation": 4}
 #: the two core modules that dispatch to the geometries (solve -> solvers, kernels -> field paths)
 DISPATCHERS = {"continuum.solve", "continuum.kernels"}
 #: third-party packages that only continuum.sphere may import
@@ -95,7 +96,7 @@ def graph():
 def test_every_package_and_subpackage_is_found(graph):
     modules, _ = graph
     for pkg in ("continuum", "continuum.circle", "continuum.sphere", "particles", "forgetting",
-                "realmodel", "validation"):
+                "realmodel", "meanfield", "validation"):
         assert pkg in modules, f"{pkg}/__init__.py is missing"
 
 
@@ -124,6 +125,14 @@ def test_no_package_imports_a_layer_above_it(graph):
     _, edges = graph
     bad = [f"{m}:{line} imports {dep}" for m, deps in edges.items() for dep, _, line in deps
            if LAYER[dep.split(".")[0]] > LAYER[m.split(".")[0]]]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_two_top_packages_do_not_import_each_other(graph):
+    _, edges = graph
+    top = {"meanfield", "validation"}
+    bad = [f"{m}:{line} imports {dep}" for m, deps in edges.items() for dep, _, line in deps
+           if {m.split(".")[0], dep.split(".")[0]} == top]
     assert not bad, "\n".join(bad)
 
 

@@ -102,8 +102,11 @@ def test_invalid_configs_name_the_key(mutate, word):
 
 
 def test_shipped_configs_are_valid_and_demo_matches_its_file():
+    from meanfield.cli import study_kind
+    from realmodel.study import load_study as load_realmodel_study
+
     for path in sorted((ROOT / "studies").glob("*.toml")):
-        load_study(path)
+        (load_realmodel_study if study_kind(path) == "realmodel" else load_study)(path)
     shipped = load_study(ROOT / "studies" / "circle_norm_phase.toml")
     embedded = validate_config(copy.deepcopy(DEFAULT_STUDY))
     for section in ("model", "perturbation", "backend", "initial", "time", "sweep"):
@@ -130,13 +133,13 @@ n_times = 5
 [sweep]
 values = [0.0, 0.2]
 """)
-    proc = subprocess.run([sys.executable, "-m", "forgetting.cli", "run", str(study)],
+    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", "run", str(study)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "wrote data" in proc.stdout and (tmp_path / "out" / "study.nc").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text(study.read_text().replace("n_times", "ntimes"))
-    proc = subprocess.run([sys.executable, "-m", "forgetting.cli", "run", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", "run", str(bad)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "time.ntimes" in proc.stderr
 
@@ -144,7 +147,7 @@ values = [0.0, 0.2]
 @pytest.mark.slow
 def test_demo_default_study_runs(tmp_path):
     """The README's main job: the embedded default study, end to end."""
-    proc = subprocess.run([sys.executable, "-m", "forgetting.cli", "demo", "--out",
+    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", "demo", "--out",
                            str(tmp_path / "demo")], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "demo" / "phase_fv.png").exists()

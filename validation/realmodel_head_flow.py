@@ -35,27 +35,12 @@ import dataclasses
 
 import numpy as np
 
-from validation.plotting import plt, save
+from validation.plotting import save
 from validation.record import Record, Timer
 
 NAME = "realmodel_head_flow"
 KAPPAS = (1.25, 1.5, 2.0, 2.5, 3.0)
 DELTA, N_SENTENCES, STEPS = 0.3, 4, 6
-
-
-def selected_heads(weights, count: int = 3):
-    """(layer, head, g) of the ``count`` heads with the largest gap whose top two OV modes
-    are real with lambda_2 > 0 (module docstring)."""
-    from realmodel.flow import low_rank_spectrum
-
-    found = []
-    for layer in range(weights.n_layers):
-        for head in range(weights.n_heads):
-            m = weights.head_matrices(layer, head)
-            sp = low_rank_spectrum(m["W_O"], m["W_V"])
-            if sp.is_real(0) and sp.is_real(1) and sp.real_part(1) > 0:
-                found.append((layer, head, sp.gap()))
-    return sorted(found, key=lambda item: -item[2])[:count]
 
 
 def tasks(quick=False):
@@ -64,38 +49,19 @@ def tasks(quick=False):
 
 
 def task(rank):
-    """Both claims' measurements for the head of this rank in :func:`selected_heads`."""
+    """Both claims' measurements for the head of this rank in
+    :func:`realmodel.flow.selected_heads` (:func:`realmodel.flow.measure_head`)."""
     from realmodel import load_minilm
     from realmodel.data import pang_lee_polarity
-    from realmodel.flow import (
-        collapsed,
-        deviation_times,
-        head_flow,
-        layer_tokens,
-        reduce,
-        switch_bracket,
-    )
+    from realmodel.flow import measure_head, selected_heads
     from realmodel.tokenizer import encode_ids, load_tokenizer
 
     weights = load_minilm()
-    layer, head, g = selected_heads(weights)[rank]
+    layer, head, _ = selected_heads(weights)[rank]
+    ids = encode_ids(load_tokenizer(), pang_lee_polarity()[0][:N_SENTENCES])
     with Timer() as timer:
-        model, sp = head_flow(weights, layer, head)
-        ids = encode_ids(load_tokenizer(), pang_lee_polarity()[0][:N_SENTENCES])
-        # the same flow in the invariant subspace span(tokens) + range(W_O^h): k = 98 + 32
-        # coordinates instead of 384 (exact, realmodel.flow.reduce)
-        model, sp, x0, _ = reduce(model, sp, layer_tokens(weights, ids, layer))
-        bracket, tried = switch_bracket(model, sp, x0, 15.0 / g, steps=STEPS)
-        clustered = deviation_times(model, sp, collapsed(model, x0, 8.0 / g), KAPPAS, DELTA)
-        # raw start: the deviation comes early (T_dev (eps - g) < 1 measured): a short horizon
-        raw = deviation_times(model, sp, x0, KAPPAS, DELTA, horizon=3.0)
-        rows = [{"kappa": c["kappa"], "eps": c["eps"], "T_dev_clustered": c["T_dev"],
-                 "T_dev_raw": r["T_dev"], "product_clustered": c["T_dev"] * (c["eps"] - g),
-                 "product_raw": r["T_dev"] * (r["eps"] - g), "late_slope": c["late_slope"]}
-                for c, r in zip(clustered, raw)]
-    return {"layer": layer, "head": head, "g": g, "lambda": [sp.real_part(0), sp.real_part(1)],
-            "tokens": len(x0), "coordinates": x0.shape[1], "bracket": bracket, "tried": tried, "rows": rows,
-            "runtime_s": timer.seconds}
+        result = measure_head(weights, layer, head, ids, KAPPAS, DELTA, STEPS)
+    return dict(result, runtime_s=timer.seconds)
 
 
 def main(out_dir=None, quick=False):
@@ -104,29 +70,9 @@ def main(out_dir=None, quick=False):
 
 def combine(pieces, out_dir=None, quick=False):
     heads = [r for _, r in pieces]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for h, marker in zip(heads, "osd^"):
-        label = f"layer {h['layer']} head {h['head']} (g = {h['g']:.3f})"
-        pts = sorted([(eps / h["g"], s / h["g"]) for eps, s in h["tried"]]
-                     + [(r["kappa"], r["late_slope"] / h["g"]) for r in h["rows"]])
-        axes[0].plot(*zip(*pts), marker, label=label, alpha=0.8)
-        k = [r["kappa"] for r in h["rows"]]
-        line, = axes[1].plot(k, [r["product_clustered"] for r in h["rows"]], marker + "-",
-                             label=label + ", clustered start")
-        axes[1].plot(k, [r["product_raw"] for r in h["rows"]], marker + "--",
-                     color=line.get_color(), label="same head, raw hidden states")
-    kk = np.linspace(0, 3, 10)
-    axes[0].plot(kk, kk - 1, "k--", label="theory: eps - g")
-    axes[0].axhline(0, color="0.6", lw=0.8)
-    axes[0].set_xlabel("kappa = eps / g")
-    axes[0].set_ylabel("late slope of log |P_2 x| / |P_1 x|, over g")
-    axes[0].set_title("a real head switches limit at eps = g")
-    axes[0].legend(fontsize=7)
-    axes[1].set_xlabel("kappa = eps / g")
-    axes[1].set_ylabel(f"T_dev({DELTA:g}) (eps - g)")
-    axes[1].set_title("time to deviation x (eps - g)")
-    axes[1].legend(fontsize=6)
-    fig.tight_layout()
+    from realmodel.figures import head_flow_figure
+
+    fig = head_flow_figure(heads)
     figure = save(fig, out_dir, NAME)
     records = []
     for h in heads:

@@ -2,6 +2,10 @@
 
     meanfield demo [--out DIR] [--workers N]     the default study (embedded config)
     meanfield run STUDY.toml [--out DIR] [--workers N]
+
+A study file's ``[study] kind`` says which package runs it: "forgetting" (the default: the
+mean-field forgetting studies of ``forgetting.study``) or "realmodel" (all-MiniLM-L6-v2 under
+LoRA, ``realmodel.study``).
 """
 
 from __future__ import annotations
@@ -11,10 +15,24 @@ import copy
 import logging
 import sys
 
+STUDY_KINDS = ("forgetting", "realmodel")
+
+
+def study_kind(path) -> str:
+    """``[study] kind`` of a TOML study file ("forgetting" if absent); ConfigError if the file
+    is missing, not TOML, or names another kind."""
+    from forgetting.config import ConfigError, read_toml
+
+    raw = read_toml(path)
+    kind = raw.get("study", {}).get("kind", "forgetting") if isinstance(raw.get("study"),
+                                                                        dict) else "forgetting"
+    if kind not in STUDY_KINDS:
+        raise ConfigError(f"'study.kind' must be one of {STUDY_KINDS}, got {kind!r}")
+    return kind
+
 
 def main(argv=None) -> int:
-    from .config import DEFAULT_STUDY, ConfigError, load_study, validate_config
-    from .study import run_study
+    from forgetting.config import DEFAULT_STUDY, ConfigError, load_study, validate_config
 
     parser = argparse.ArgumentParser(prog="meanfield", description="Mean-field self-attention "
                                      "on the sphere: LoRA forgetting studies.")
@@ -29,7 +47,12 @@ def main(argv=None) -> int:
         p.add_argument("--workers", type=int, help="worker processes (default: config)")
     args = parser.parse_args(argv)
     try:
-        if args.command == "demo":
+        kind = "forgetting" if args.command == "demo" else study_kind(args.study)
+        if kind == "realmodel":
+            from realmodel.study import load_study as load_realmodel_study
+
+            cfg = load_realmodel_study(args.study)
+        elif args.command == "demo":
             cfg = validate_config(copy.deepcopy(DEFAULT_STUDY))
         else:
             cfg = load_study(args.study)
@@ -41,7 +64,14 @@ def main(argv=None) -> int:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    summary = run_study(cfg)
+    if kind == "realmodel":
+        from realmodel.study import run_study as run_realmodel_study
+
+        summary = run_realmodel_study(cfg)
+    else:
+        from forgetting.study import run_study
+
+        summary = run_study(cfg)
     print(summary["table"])  # the result: to stdout, messages went to the log (stderr)
     for name, path in summary["files"].items():
         print(f"wrote {name}: {path}")
