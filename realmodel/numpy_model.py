@@ -26,6 +26,7 @@ is time in the mean-field picture). Every array is cast to float64 before use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 from scipy.special import erf
@@ -73,19 +74,42 @@ def attention_weights(q, k) -> np.ndarray:
     return s / s.sum(axis=-1, keepdims=True)
 
 
+def _linear(x, W, b) -> np.ndarray:
+    """x W^T + b over the last axis, as one matrix product (numpy would loop over the leading
+    axes of a stacked product, one small memory-bound product per sentence)."""
+    *lead, H = x.shape
+    return (x.reshape(-1, H) @ _f64(W).T + _f64(b)).reshape(*lead, -1)
+
+
 def _layer(x, lw, n_heads: int, eps: float) -> np.ndarray:
-    n, H = x.shape
+    """One post-LN layer on token clouds x of shape (..., n, H) (leading axes: sentences of
+    the same length n, computed independently)."""
+    *lead, n, H = x.shape
     d = H // n_heads
 
-    def heads(W, b):  # (n, H) -> (heads, n, d)
-        return (x @ _f64(W).T + _f64(b)).reshape(n, n_heads, d).transpose(1, 0, 2)
+    def heads(W, b):  # (..., n, H) -> (..., heads, n, d)
+        return np.swapaxes(_linear(x, W, b).reshape(*lead, n, n_heads, d), -3, -2)
 
     q, k, v = heads(lw.W_Q, lw.b_Q), heads(lw.W_K, lw.b_K), heads(lw.W_V, lw.b_V)
-    ctx = (attention_weights(q, k) @ v).transpose(1, 0, 2).reshape(n, H)
-    y = layer_norm(x + ctx @ _f64(lw.W_O).T + _f64(lw.b_O), _f64(lw.ln1_gamma),
-                   _f64(lw.ln1_beta), eps)
-    ff = gelu(y @ _f64(lw.W_1).T + _f64(lw.b_1)) @ _f64(lw.W_2).T + _f64(lw.b_2)
+    ctx = np.swapaxes(attention_weights(q, k) @ v, -3, -2).reshape(*lead, n, H)
+    y = layer_norm(x + _linear(ctx, lw.W_O, lw.b_O), _f64(lw.ln1_gamma), _f64(lw.ln1_beta),
+                   eps)
+    ff = _linear(gelu(_linear(y, lw.W_1, lw.b_1)), lw.W_2, lw.b_2)
     return layer_norm(y + ff, _f64(lw.ln2_gamma), _f64(lw.ln2_beta), eps)
+
+
+def _embed(weights, ids) -> np.ndarray:
+    """x^(0) of token ids (..., n): embeddings summed and normalised, float64 (..., n, H)."""
+    n = ids.shape[-1]
+    x = (_f64(weights.word_embeddings[ids]) + _f64(weights.position_embeddings[:n])
+         + _f64(weights.token_type_embeddings[0]))
+    return layer_norm(x, _f64(weights.ln_gamma), _f64(weights.ln_beta), weights.ln_eps)
+
+
+def _pool(x) -> np.ndarray:
+    """Mean over the tokens (axis -2), divided by max(norm, 1e-12)."""
+    m = x.mean(axis=-2)
+    return m / np.maximum(np.linalg.norm(m, axis=-1, keepdims=True), 1e-12)
 
 
 def _check_ids(weights, ids) -> np.ndarray:
@@ -113,19 +137,44 @@ def forward(weights, ids) -> Forward:
         Token ids, [CLS] ... [SEP] (e.g. from :func:`realmodel.tokenizer.encode_ids`).
     """
     ids = _check_ids(weights, ids)
-    n = ids.size
-    x = (_f64(weights.word_embeddings[ids]) + _f64(weights.position_embeddings[:n])
-         + _f64(weights.token_type_embeddings[0]))
-    x = layer_norm(x, _f64(weights.ln_gamma), _f64(weights.ln_beta), weights.ln_eps)
+    x = _embed(weights, ids)
     states = [x]
     for lw in weights.layers:
         x = _layer(x, lw, weights.n_heads, weights.ln_eps)
         states.append(x)
-    m = x.mean(axis=0)
-    embedding = m / max(np.linalg.norm(m), 1e-12)
-    return Forward(hidden_states=np.stack(states), embedding=embedding)
+    return Forward(hidden_states=np.stack(states), embedding=_pool(x))
 
 
-def encode(weights, ids_list) -> np.ndarray:
-    """Sentence embeddings (n_sentences, H), float64: :func:`forward` of each id array."""
-    return np.stack([forward(weights, ids).embedding for ids in ids_list])
+def encode(weights, ids_list, max_tokens: int = 2048) -> np.ndarray:
+    """Sentence embeddings (n_sentences, H), float64: the :func:`forward` embedding of each id
+    array, computed for sentences of equal length together (one stacked array of at most
+    ``max_tokens`` tokens per pass, the weights cast to float64 once per call), which equals
+    sentence-by-sentence evaluation up to float64 round-off of the reordered sums.
+
+    Parameters
+    ----------
+    weights : BertWeights
+    ids_list : sequence of int arrays
+        Token ids per sentence (:func:`realmodel.tokenizer.encode_ids`).
+    max_tokens : int
+        Tokens per stacked pass (memory: about 60 max_tokens H bytes at the feed-forward).
+    """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) \
+            or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    ids_list = [_check_ids(weights, ids) for ids in ids_list]
+    layers = [SimpleNamespace(**{k: _f64(v) for k, v in lw.arrays().items()})
+              for lw in weights.layers]
+    out = np.empty((len(ids_list), weights.hidden))
+    by_length = {}
+    for i, ids in enumerate(ids_list):
+        by_length.setdefault(ids.size, []).append(i)
+    for n, members in sorted(by_length.items()):
+        rows = max(1, max_tokens // n)
+        for start in range(0, len(members), rows):
+            chunk = members[start:start + rows]
+            x = _embed(weights, np.stack([ids_list[i] for i in chunk]))
+            for lw in layers:
+                x = _layer(x, lw, weights.n_heads, weights.ln_eps)
+            out[chunk] = _pool(x)
+    return out

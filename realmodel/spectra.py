@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-__all__ = ["ov_matrix", "ov_spectrum", "sort_eigenvalues", "group_modes", "spectral_gap",
-           "EigenPerturbation", "eigen_perturbation"]
+__all__ = ["ov_matrix", "ov_spectrum", "sort_eigenvalues", "mode_indices", "group_modes",
+           "spectral_gap", "EigenPerturbation", "eigen_perturbation"]
 
 
 def ov_matrix(weights, layer: int, head: int, delta_V=None) -> np.ndarray:
@@ -78,15 +78,15 @@ def _tolerance(lam: np.ndarray, tol):
     return tol
 
 
-def group_modes(eigenvalues, tol=None) -> list:
-    """Eigenvalues grouped into modes: a real eigenvalue alone, a complex-conjugate pair
-    together.
+def mode_indices(eigenvalues, tol=None) -> list:
+    """Indices (into ``eigenvalues`` as given) of the modes: a real eigenvalue alone, a
+    complex-conjugate pair together; the grouping of :func:`group_modes`.
 
-    Eigenvalues are first sorted (:func:`sort_eigenvalues`). Going down that list, an
-    eigenvalue lambda with ``|Im lambda| > tol`` is paired with the not yet used eigenvalue
-    closest to conj(lambda) if that one is within ``tol`` of it; otherwise (a complex
-    eigenvalue without partner, as for a complex matrix) it forms a mode alone. Real
-    eigenvalues are never merged, so a repeated real eigenvalue gives two modes.
+    Going down the :func:`sort_eigenvalues` order, an eigenvalue lambda with
+    ``|Im lambda| > tol`` is paired with the not yet used eigenvalue closest to conj(lambda) if
+    that one is within ``tol`` of it; otherwise (a complex eigenvalue without partner, as for a
+    complex matrix) it forms a mode alone. Real eigenvalues are never merged, so a repeated
+    real eigenvalue gives two modes.
 
     Parameters
     ----------
@@ -97,30 +97,51 @@ def group_modes(eigenvalues, tol=None) -> list:
 
     Returns
     -------
-    list of ndarray
-        One complex array (length 1 or 2) per mode, by real part descending.
+    list of ndarray of int
+        One index array (length 1 or 2; a pair: positive imaginary part first) per mode, by
+        real part descending.
     """
-    lam = sort_eigenvalues(eigenvalues)
+    lam = np.asarray(eigenvalues).astype(np.complex128).ravel()
     if not np.all(np.isfinite(lam)):
         raise ValueError("eigenvalues must be finite")
     tol = _tolerance(lam, tol)
+    order = np.lexsort((-lam.imag, -lam.real))
     used = np.zeros(lam.size, dtype=bool)
     modes = []
-    for i in range(lam.size):
+    for position, i in enumerate(order):
         if used[i]:
             continue
         used[i] = True
-        mode = [lam[i]]
+        mode = [i]
         if abs(lam[i].imag) > tol:
-            free = np.flatnonzero(~used)
+            free = order[position + 1:][~used[order[position + 1:]]]
             if free.size:
                 dist = np.abs(lam[free] - np.conj(lam[i]))
-                j = free[np.argmin(dist)]
                 if dist.min() <= tol:
+                    j = free[np.argmin(dist)]
                     used[j] = True
-                    mode.append(lam[j])
-        modes.append(np.array(mode))
+                    mode.append(j)
+        modes.append(np.array(mode, dtype=np.intp))
     return modes
+
+
+def group_modes(eigenvalues, tol=None) -> list:
+    """Eigenvalues grouped into modes: a real eigenvalue alone, a complex-conjugate pair
+    together (:func:`mode_indices` says how).
+
+    Parameters
+    ----------
+    eigenvalues : array_like
+    tol : float, optional
+        Pairing tolerance of :func:`mode_indices`.
+
+    Returns
+    -------
+    list of ndarray
+        One complex array (length 1 or 2) per mode, by real part descending.
+    """
+    lam = np.asarray(eigenvalues).astype(np.complex128).ravel()
+    return [lam[idx] for idx in mode_indices(lam, tol)]
 
 
 def spectral_gap(eigenvalues, tol=None) -> float:

@@ -91,6 +91,19 @@ def test_embedding_is_mean_pooled_and_normalised(tiny, tiny_ids):
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=0, atol=4 * EPS32)
 
 
+def test_numpy_encode_stacks_equal_lengths_as_forward(tiny, tiny_ids):
+    """encode runs sentences of equal length as one stacked array (and splits at max_tokens):
+    the same embeddings as forward one by one, to float64 round-off of reordered sums."""
+    ids = tiny_ids + [tiny_ids[1][::-1], tiny_ids[1]]  # three sentences of length 7
+    ref = np.stack([numpy_model.forward(tiny, row).embedding for row in ids])
+    for max_tokens in (1, 14, 2048):
+        emb = numpy_model.encode(tiny, ids, max_tokens=max_tokens)
+        np.testing.assert_allclose(emb, ref, rtol=0, atol=1e-14)
+    assert numpy_model.encode(tiny, []).shape == (0, 16)
+    with pytest.raises(ValueError, match="max_tokens"):
+        numpy_model.encode(tiny, ids, max_tokens=0)
+
+
 def test_bucket_lengths():
     assert [jax_model.bucket_length(n) for n in (1, 16, 17, 200, 256)] == [16, 16, 32, 256, 256]
     with pytest.raises(ValueError, match="largest bucket"):
