@@ -167,6 +167,25 @@ def test_top_mode_flips_exactly_when_the_update_exceeds_the_gap(factor):
                                                                               abs=1e-12)
 
 
+def test_continuation_does_not_depend_on_the_step():
+    """Large random updates (||Delta|| ~ ||M||: real parts cross, real eigenvalues collide into
+    pairs): the default adaptive homotopy and one 16 times finer (max_step 1/256) follow the
+    old top mode to the same eigenvalue of M + Delta (to eigenvalue round-off)."""
+    rng = np.random.default_rng(5)
+    flips = 0
+    for _ in range(12):
+        M, D = rng.standard_normal((6, 6)), rng.standard_normal((6, 6))
+        coarse = observables.top_mode_rotation(M, D)
+        fine = observables.top_mode_rotation(M, D, max_step=1 / 256, min_step=1e-9)
+        assert fine["steps"] > coarse["steps"]
+        for key in ("continued", "top_after"):
+            assert complex(coarse[key]["re"], coarse[key]["im"]) == pytest.approx(
+                complex(fine[key]["re"], fine[key]["im"]), abs=1e-10)
+        assert coarse["flipped"] is fine["flipped"]
+        flips += coarse["flipped"]
+    assert 0 < flips < 12  # both outcomes occur, so the comparison is not vacuous
+
+
 def test_top_mode_rotation_errors_name_the_argument():
     with pytest.raises(ValueError, match="Delta"):
         observables.top_mode_rotation(np.eye(3), np.eye(2))
