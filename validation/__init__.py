@@ -33,6 +33,7 @@ CASES = (
     "forgetting_continuum_vs_particles",
     # a real transformer (all-MiniLM-L6-v2)
     "realmodel_head_flow",
+    "realmodel_ov_flips",
 )
 
 #: cases too long for the default run (hours on two cores): ``python -m validation --extended``
@@ -43,6 +44,7 @@ EXTENDED_CASES = (
 #: seconds on one core of a whole case (the cases without ``tasks``), measured in the full run
 #: of 2026-11-28: the runner starts the longest first
 COST_S = {
+    "realmodel_ov_flips": 125.0,
     "sphere_growth_rates": 113.0,
     "forgetting_continuum_vs_particles": 100.0,
     "circle_metastability": 88.0,
