@@ -20,8 +20,10 @@ FIGURES = {
     "train_loss.png": "contrastive loss per LoRA step (stage train)",
     "lora_eigenvalues.png": "top eigenvalues of (alpha/r) B A per checkpoint and layer",
     "forgetting_probes.png": "forgetting probes against the update's norm (scalings, control)",
+    "probes_by_step.png": "forgetting probes and last-layer deviation along the training",
     "layer_deviation.png": "deviation of held-out token clouds against depth, per variant",
     "head_rotations.png": "top OV-mode rotation against ||Delta_h|| / g_h, first order, flips",
+    "ov_spectra.png": "eigenvalues of every head's W_V^h W_O^h before and after the update",
     "head_flow.png": "the flow of real heads: switch at eps = g, T_dev (eps - g)",
 }
 
@@ -63,7 +65,8 @@ def table(results) -> str:
         lines += ["| variant | mean ||Delta||_2 | SimLex rho | WordSim rho | Lee r | QA MRR | "
                   "W_2 last layer | heads flipped |", "|---|---|---|---|---|---|---|---|"]
         base = None
-        for name, v in analyse["variants"].items():
+        rows = [(f"checkpoint, step {r['step']}", r) for r in analyse["checkpoints"]]
+        for name, v in rows + list(analyse["variants"].items()):
             p = v["probes"]
             base = base or p["base"]
             t = p["tuned"]
@@ -123,9 +126,21 @@ def figures(results, out: Path) -> dict:
         ax.set_ylabel("|top eigenvalue| of (alpha/r) B A")
         ax.legend(fontsize=7)
         files["lora_eigenvalues.png"] = _save(fig, out / "lora_eigenvalues.png")
+        probes = ("simlex999", "wordsim353", "lee_pearson", "retrieval_mrr")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for i, probe in enumerate(probes):
+            ax.plot([0] + [r["step"] for r in rows], [rows[0]["probes"]["base"][probe]]
+                    + [r["probes"]["tuned"][probe] for r in rows], "o-", color=f"C{i}",
+                    label=probe)
+        ax.plot([0] + [r["step"] for r in rows], [0] + [r["probes"]["deviation"]["w2"][-1]
+                                                       for r in rows], "k--",
+                label="W_2 of held-out tokens, last layer")
+        ax.set_xlabel("training step (0: base model)")
+        ax.set_ylabel("probe / deviation")
+        ax.legend(fontsize=7)
+        files["probes_by_step.png"] = _save(fig, out / "probes_by_step.png")
         vs = analyse["variants"]
         fig, ax = plt.subplots(figsize=(6, 4))
-        probes = ("simlex999", "wordsim353", "lee_pearson", "retrieval_mrr")
         trained = sorted((k for k in vs if k.startswith("trained")), key=lambda k: _mean_norm(
             vs[k]))
         for i, probe in enumerate(probes):
@@ -171,6 +186,23 @@ def figures(results, out: Path) -> dict:
         ax.set_ylabel("rotation of the top OV mode (rad); _ first order; * flipped")
         ax.legend(fontsize=7)
         files["head_rotations.png"] = _save(fig, out / "head_rotations.png")
+    if analyse and analyse.get("ov_spectra"):
+        fig, axes = plt.subplots(2, 3, figsize=(11, 6.5), sharex=True, sharey=True)
+        for key, v in analyse["ov_spectra"].items():
+            ax = axes.flat[int(key.split(".")[0])]
+            ax.plot(v["eigenvalues_before_re"], v["eigenvalues_before_im"], ".", color="0.6",
+                    ms=3)
+            ax.plot(v["eigenvalues_after_re"], v["eigenvalues_after_im"], ".", color="C3",
+                    ms=3)
+        for layer, ax in enumerate(axes.flat):
+            ax.set_title(f"layer {layer}: 12 heads (grey before, red after)", fontsize=8)
+            ax.axvline(0, color="k", lw=0.5)
+        for ax in axes[-1]:
+            ax.set_xlabel("Re lambda of W_V^h W_O^h")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("Im lambda")
+        fig.tight_layout()
+        files["ov_spectra.png"] = _save(fig, out / "ov_spectra.png")
     if results.get("flow") and results["flow"]["heads"]:
         files["head_flow.png"] = _save(head_flow_figure(results["flow"]["heads"]),
                                        out / "head_flow.png")

@@ -12,12 +12,14 @@ run loses at most the piece it was computing):
              polarity sentences, AdamW), the factors saved at every checkpoint
              (``train/lora_<step>.npz``) and the loss history (``train/losses.json``);
              ``train/checkpoint.npz`` makes an interrupted run resume.
-``analyse``  per checkpoint: the eigenvalues of the update (alpha/r) B A per adapted matrix
-             and the OV-mode rotation of every head; for the final update, its scalings by s
-             and a random control with the same singular values: forgetting probes (word and
-             document similarity correlations, question-answer retrieval), the per-layer
-             deviation of held-out token clouds (W_2 and mean geodesic) and the head
-             rotations against ||Delta_h||_2 / g_h (``analyse/<variant>.json``).
+``analyse``  for the update at every checkpoint (``analyse/step_<step>.json``), for the final
+             update scaled by s and for a random control with its singular values
+             (``analyse/<variant>.json``): the eigenvalues of (alpha/r) B A per adapted
+             matrix, the forgetting probes (word and document similarity correlations,
+             question-answer retrieval), the per-layer deviation of held-out token clouds
+             (W_2 and mean geodesic) and the top OV-mode rotation of every head against
+             ||Delta_h||_2 / g_h; every head's OV spectrum before and after the final update
+             (``analyse/ov_spectra.json``).
 ``flow``     the mean-field flow of the heads with the largest real gaps
              (``realmodel.flow.measure_head``): ``flow.json``.
 
@@ -277,40 +279,44 @@ def stage_analyse(ctx) -> dict:
     from tqdm.auto import tqdm
 
     from .lora import dense_updates, merge_lora
-    from .observables import head_rotations, lora_spectrum, probe_all
+    from .observables import head_rotations, lora_spectrum, ov_spectra, probe_all
 
     folder = ctx.out / "analyse"
     folder.mkdir(parents=True, exist_ok=True)
     fp = _fingerprint(ctx.cfg, ["lora", "train", "analyse"])
-    path = folder / "checkpoints.json"
-    per_step = _stored(path, fp)
-    if per_step is None:
-        rows = []
-        for step in checkpoint_steps(ctx.cfg):
-            lora = _load_lora(ctx.out / "train" / f"lora_{step:05d}.npz")
-            rows.append({"step": step, "lora_spectrum": lora_spectrum(lora, ctx.lora_config),
-                         "head_rotations": head_rotations(ctx.weights, lora, ctx.lora_config)})
-        write_json(path, {"fingerprint": fp, "rows": rows})
-        per_step = json.loads(path.read_text())
-    final = _load_lora(ctx.out / "train" / f"lora_{checkpoint_steps(ctx.cfg)[-1]:05d}.npz")
     held = [ctx.ids[i] for i in ctx.held_rows]
     qa = ctx.cfg["analyse"]["qa_pairs"] or None
-    results = {}
-    todo = variants(ctx, final)
-    for name, lora in tqdm(todo.items(), desc="analyse variants", disable=None):
-        vpath = folder / f"{name}.json"
-        done = _stored(vpath, fp)
+
+    def observe(path, lora, **extra):  # one update's observables, stored atomically
+        done = _stored(path, fp)
         if done is None:
             tuned = merge_lora(ctx.weights, lora, ctx.lora_config)
             norms = {k: float(np.linalg.norm(d, 2)) for k, d in
                      dense_updates(lora, ctx.lora_config).items()}
-            write_json(vpath, {"fingerprint": fp, "variant": name, "spectral_norms": norms,
-                                "probes": probe_all(ctx.weights, tuned, held, n_pairs=qa),
-                                "head_rotations": head_rotations(ctx.weights, lora,
-                                                                 ctx.lora_config)})
-            done = json.loads(vpath.read_text())
-        results[name] = done
-    return {"checkpoints": per_step["rows"], "variants": results}
+            write_json(path, {"fingerprint": fp, **extra, "spectral_norms": norms,
+                              "lora_spectrum": lora_spectrum(lora, ctx.lora_config),
+                              "probes": probe_all(ctx.weights, tuned, held, n_pairs=qa),
+                              "head_rotations": head_rotations(ctx.weights, lora,
+                                                               ctx.lora_config)})
+            done = json.loads(path.read_text())
+        return done
+
+    steps = checkpoint_steps(ctx.cfg)
+    per_step = [observe(folder / f"step_{step:05d}.json",
+                        _load_lora(ctx.out / "train" / f"lora_{step:05d}.npz"), step=step)
+                for step in tqdm(steps, desc="analyse checkpoints", disable=None)]
+    final = _load_lora(ctx.out / "train" / f"lora_{steps[-1]:05d}.npz")
+    results = {name: observe(folder / f"{name}.json", lora, variant=name)
+               for name, lora in tqdm(variants(ctx, final).items(), desc="analyse variants",
+                                      disable=None)}
+    spath = folder / "ov_spectra.json"  # every head's OV spectrum before / after the update
+    spectra = _stored(spath, fp)
+    if spectra is None:
+        tuned = merge_lora(ctx.weights, final, ctx.lora_config)
+        write_json(spath, {"fingerprint": fp, "heads": ov_spectra(ctx.weights, tuned)})
+        spectra = json.loads(spath.read_text())
+    return {"checkpoints": per_step, "variants": results,
+            "ov_spectra": spectra["heads"]}
 
 
 def stage_flow(ctx) -> dict:

@@ -81,7 +81,7 @@ def test_tiny_study_runs_and_resumes(tmp_path):
     assert lo <= head["g"] <= hi  # 2 bisection steps: a bracket 3 g / 4 wide around g
     for name in ("ov_gaps.png", "train_loss.png", "head_flow.png", "table.md",
                  "lora_eigenvalues.png", "forgetting_probes.png", "layer_deviation.png",
-                 "head_rotations.png"):
+                 "head_rotations.png", "ov_spectra.png", "probes_by_step.png"):
         assert (out / name).exists()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if p.name != "record.json"}
     second = run_cli("run", str(path), "--out", str(out))
