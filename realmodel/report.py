@@ -62,7 +62,7 @@ def table(results) -> str:
     lines = []
     analyse = results.get("analyse")
     if analyse:
-        lines += ["| variant | mean ||Delta||_2 | SimLex rho | WordSim rho | Lee r | QA MRR | "
+        lines += ["| variant | mean norm(Delta)_2 | SimLex rho | WordSim rho | Lee r | QA MRR | "
                   "W_2 last layer | heads flipped |", "|---|---|---|---|---|---|---|---|"]
         base = None
         rows = [(f"checkpoint, step {r['step']}", r) for r in analyse["checkpoints"]]

@@ -44,7 +44,7 @@ EXTENDED_CASES = (
 #: seconds on one core of a whole case (the cases without ``tasks``), measured in the full run
 #: of 2026-11-28: the runner starts the longest first
 COST_S = {
-    "realmodel_ov_flips": 125.0,
+    "realmodel_ov_flips": 200.0,
     "sphere_growth_rates": 113.0,
     "forgetting_continuum_vs_particles": 100.0,
     "circle_metastability": 88.0,

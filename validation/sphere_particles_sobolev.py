@@ -144,7 +144,7 @@ def combine(pieces, out_dir=None, quick=False):
                     "z": (float(np.mean(d2)) - expected) / sem})
     worst = max(iid, key=lambda r: abs(r["z"]))
     records.append(Record(case=f"{NAME}_t0", claim=f"t = 0: mean squared H^-{S:g} two-sample "
-                          "distance / 2 vs the exact i.i.d. expectation (k(x,x) - ||mu||^2) / N, "
+                          "distance / 2 vs the exact i.i.d. expectation (k(x,x) - norm(mu)^2) / N, "
                           "in standard errors (worst over N)", measured=worst["z"],
                           expected=0.0, tolerance=4.0, error_kind="value", details=iid))
     rows = []
