@@ -24,8 +24,8 @@ def study_kind(path) -> str:
     from forgetting.config import ConfigError, read_toml
 
     raw = read_toml(path)
-    kind = raw.get("study", {}).get("kind", "forgetting") if isinstance(raw.get("study"),
-                                                                        dict) else "forgetting"
+    study = raw.get("study")
+    kind = study.get("kind", "forgetting") if isinstance(study, dict) else "forgetting"
     if kind not in STUDY_KINDS:
         raise ConfigError(f"'study.kind' must be one of {STUDY_KINDS}, got {kind!r}")
     return kind

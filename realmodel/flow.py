@@ -62,6 +62,7 @@ from forgetting.runs import time_to_deviation
 from particles import simulate
 
 from .numpy_model import forward
+from .spectra import mode_indices
 
 __all__ = ["LowRankSpectrum", "low_rank_spectrum", "head_model", "head_flow", "reduce",
            "layer_tokens",
@@ -111,16 +112,14 @@ class LowRankSpectrum:
         return np.ascontiguousarray((self.right[:, idx] @ self.left[:, idx].T).real)
 
 
-def low_rank_spectrum(U, W, pair_tol: float = 1e-9) -> LowRankSpectrum:
-    """The nonzero spectrum of V = U W through the r x r matrix M = W U (module docstring).
+def low_rank_spectrum(U, W) -> LowRankSpectrum:
+    """The nonzero spectrum of V = U W through the r x r matrix M = W U (module docstring),
+    its modes grouped as :func:`realmodel.spectra.mode_indices` groups them.
 
     Parameters
     ----------
     U : array_like (H, r)
     W : array_like (r, H)
-    pair_tol : float
-        Two eigenvalues form a conjugate pair when |lambda_2 - conj(lambda_1)| is below
-        ``pair_tol`` max(1, max |lambda|) (LAPACK returns exact pairs for a real M).
     """
     U = np.asarray(U, dtype=np.float64)
     W = np.asarray(W, dtype=np.float64)
@@ -132,18 +131,15 @@ def low_rank_spectrum(U, W, pair_tol: float = 1e-9) -> LowRankSpectrum:
     scale = max(1.0, float(np.max(np.abs(lam))))
     if np.min(np.abs(lam)) <= 1e-12 * scale:
         raise ValueError("W U is singular: V = U W has fewer nonzero eigenvalues than its rank r")
-    order = np.lexsort((-lam.imag, -lam.real))
+    groups = mode_indices(lam)  # by real part descending, a pair's + member first
+    order = np.concatenate(groups)
     lam, vl, vr = lam[order], vl[:, order], vr[:, order]
     right = U @ vr
     left = W.T @ vl.conj()  # scipy: vl^H M = lambda vl^H, so t = conj(vl) and l = W^T t
     left = left / np.einsum("ik,ik->k", left, right)  # l^T r = 1
-    modes, k = [], 0
-    while k < len(lam):
-        pair = (k + 1 < len(lam) and lam[k].imag > 0
-                and abs(lam[k + 1] - lam[k].conjugate()) <= pair_tol * scale)
-        modes.append((k, k + 1) if pair else (k,))
-        k += 2 if pair else 1
-    return LowRankSpectrum(lam, right, left, tuple(modes))
+    ends = np.cumsum([len(g) for g in groups])
+    modes = tuple(tuple(range(end - len(g), end)) for g, end in zip(groups, ends))
+    return LowRankSpectrum(lam, right, left, modes)
 
 
 def head_model(W_Q_h, W_K_h, W_V_h, W_O_h, beta: float = 1.0,

@@ -158,8 +158,8 @@ def figures(results, out: Path) -> dict:
         ax.legend(fontsize=7)
         files["forgetting_probes.png"] = _save(fig, out / "forgetting_probes.png")
         fig, ax = plt.subplots(figsize=(6, 4))
-        for i, name in enumerate(trained + (["random_control"] if "random_control" in vs
-                                            else [])):
+        names = trained + (["random_control"] if "random_control" in vs else [])
+        for i, name in enumerate(names):
             dev = vs[name]["probes"]["deviation"]
             ax.plot(range(len(dev["w2"])), dev["w2"], "o-" if name != "random_control" else
                     "x--", color=f"C{i}", label=name)
@@ -169,8 +169,7 @@ def figures(results, out: Path) -> dict:
         ax.legend(fontsize=7)
         files["layer_deviation.png"] = _save(fig, out / "layer_deviation.png")
         fig, ax = plt.subplots(figsize=(6, 4))
-        for i, name in enumerate(trained + (["random_control"] if "random_control" in vs
-                                            else [])):
+        for i, name in enumerate(names):
             rot = vs[name]["head_rotations"]
             ratio = np.array([r["ratio"] for r in rot])
             flipped = np.array([bool(r["flipped"]) for r in rot])

@@ -340,14 +340,13 @@ class ZonalTransforms:
         sources = np.ascontiguousarray(sources, dtype=np.float64)
         self.n_sources = len(sources)
         # rows of the frames: (e_theta, e_phi, e_r) R / kappa, so S_y = sum_k d_k frame_k
-        self.loc_targets, _, self.frames = _spherical_coordinates(
+        self.loc_targets, radii, self.frames = _spherical_coordinates(
             self.targets, self.R / self.kappa, True)
-        if sources is self.targets and np.array_equal(self.R, np.eye(3)):  # particles
-            self.loc_sources = self.loc_targets
-            radii = np.linalg.norm(sources, axis=1)
-        else:
+        if sources is not self.targets or not np.array_equal(self.R, np.eye(3)):
             self.loc_sources, radii, _ = _spherical_coordinates(sources @ self.R.T, self.R,
                                                                 False)
+        else:  # particles: the targets are the sources
+            self.loc_sources = self.loc_targets
         # |y_j| where a source is off the sphere (None: all on it, to 1e-12)
         self.radii = radii if np.abs(radii - 1.0).max(initial=0.0) > 1e-12 else None
         self.value = _funk_hecke(self.L, self.kappa)
