@@ -47,7 +47,10 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "spectral" and getattr(model, "d", None) == 3:
+    if method == "spectral" and getattr(model, "d", None) not in (2, 3):
+        raise ValueError(f"method 'spectral' needs d = 2 (circle) or 3 (2-sphere), got "
+                         f"d={getattr(model, 'd', None)}")
+    if method == "spectral" and model.d == 3:
         from .sphere.spectral import solve_sphere_spectral
         resolution = DEFAULT_BAND_LIMIT if resolution is None else resolution
         return solve_sphere_spectral(model, rho0, T, resolution=resolution, times=times,
