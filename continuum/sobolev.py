@@ -31,8 +31,8 @@ import math
 
 import numpy as np
 
-__all__ = ["sobolev_distance", "sobolev_coefficients", "sampling_expectation",
-           "truncation_bound"]
+__all__ = ["sobolev_distance", "sobolev_coefficients", "coefficient_distance",
+           "sampling_expectation", "truncation_bound"]
 
 #: accuracy parameter of ducc0's adjoint transform (float64 needs > 2e-13)
 EPSILON = 3e-13
@@ -85,8 +85,17 @@ def sobolev_distance(mu, nu, s: float = 2.0, L: int = 64) -> float:
     _check(s, L)
     if mu.d != nu.d:
         raise ValueError(f"measures live in different dimensions: d={mu.d} and d={nu.d}")
-    diff = sobolev_coefficients(mu, L) - sobolev_coefficients(nu, L)
-    return float(math.sqrt(max(float(_weights(mu.d, L, s) @ np.abs(diff) ** 2), 0.0)))
+    return coefficient_distance(sobolev_coefficients(mu, L), sobolev_coefficients(nu, L),
+                                mu.d, s, L)
+
+
+def coefficient_distance(c_mu, c_nu, d: int, s: float = 2.0, L: int = 64) -> float:
+    """||mu - nu||_{H^{-s}} from harmonic coefficients in the layout of
+    :func:`sobolev_coefficients` (for a density known by its coefficients, e.g. the spectral
+    S^2 solver's: ``continuum.sphere.harmonic.from_real`` gives that layout)."""
+    _check(s, L)
+    diff = np.asarray(c_mu) - np.asarray(c_nu)
+    return float(math.sqrt(max(float(_weights(d, L, s) @ np.abs(diff) ** 2), 0.0)))
 
 
 def kernel_diagonal(d: int, s: float = 2.0, L: int = 64) -> float:

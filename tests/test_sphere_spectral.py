@@ -225,3 +225,24 @@ def test_refuses_a_band_limit_too_small_for_the_kernel_and_funk_hecke_for_genera
         solve(general, uniform, 1.0, method="spectral", resolution=4)
     with pytest.raises(ValueError, match="funk-hecke"):
         solve(general, uniform, 1.0, method="spectral", resolution=8, field="funk-hecke")
+
+
+def test_a_study_runs_the_spectral_sphere_backend(tmp_path):
+    """`meanfield run` with backend kind "spectral" and d = 3 (forgetting.study)."""
+    import copy
+
+    import xarray as xr
+
+    from forgetting.config import DEFAULT_STUDY, validate_config
+    from forgetting.study import run_study
+
+    cfg = copy.deepcopy(DEFAULT_STUDY)
+    cfg["study"].update(name="s2", output=str(tmp_path / "out"), workers=1)
+    cfg["model"].update(d=3, V_diag=[1.0, 0.8, 0.6])
+    cfg["backend"].update(kinds=["spectral"], resolution=12)
+    cfg["time"].update(T=1.0, n_times=3)
+    cfg["sweep"].update(values=[0.0, 0.4], delta=0.1)
+    summary = run_study(validate_config(cfg), progress=False)
+    with xr.open_dataset(summary["files"]["data"], engine="h5netcdf") as ds:
+        D = ds["deviation_w2_spectral"].values
+    assert np.all(D[0] == 0.0) and D[1, -1] > D[1, 1] > 0.0

@@ -137,3 +137,24 @@ def test_realmodel_head_flow_quick():
 
     records = realmodel_head_flow.main(quick=True)
     assert len(records) == 2 and all(r.passed for r in records), [r.details for r in records]
+
+
+def test_sphere_spectral_cases():
+    """Issue 13's claims in small: growth rates (worst over two betas and degrees), the
+    Poisson family at L = 64."""
+    from validation import sphere_poisson_family, sphere_spectral_growth_rates
+
+    record = sphere_spectral_growth_rates.main(betas=(1.0, 9.0), degrees=(1, 4))
+    assert record.passed, record.details
+    records = sphere_poisson_family.main(band_limits=(48, 64))
+    assert all(r.passed for r in records), [(r.case, r.measured) for r in records]
+
+
+@pytest.mark.slow
+def test_sphere_spectral_convergence_and_particles_quick():
+    from validation import sphere_spectral_convergence, sphere_spectral_particles
+
+    records = sphere_spectral_convergence.main(quick=True)
+    assert all(r.passed for r in records), [(r.case, r.measured) for r in records]
+    record = sphere_spectral_particles.main(quick=True)
+    assert record.passed, record.details

@@ -24,6 +24,11 @@ CASES = (
     "sphere_conservation",
     "sphere_particles",
     "sphere_particles_sobolev",
+    # sphere (spectral)
+    "sphere_spectral_growth_rates",
+    "sphere_poisson_family",
+    "sphere_spectral_convergence",
+    "sphere_spectral_particles",
     # forgetting (LoRA)
     "forgetting_bounds",
     "forgetting_norm_transition",
@@ -46,6 +51,8 @@ EXTENDED_CASES = (
 COST_S = {
     "realmodel_ov_flips": 200.0,
     "sphere_growth_rates": 113.0,
+    "sphere_spectral_particles": 80.0,  # measured 2026-11-29, idle
+    "sphere_spectral_convergence": 45.0,
     "forgetting_continuum_vs_particles": 100.0,
     "circle_metastability": 88.0,
     "sphere_particles": 52.0,

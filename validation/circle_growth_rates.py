@@ -15,7 +15,7 @@ import numpy as np
 
 from continuum import Attention, solve
 from continuum.linear import uniform_growth_rate
-from validation.plotting import plt, save
+from validation.plotting import growth_rate_figure
 from validation.record import Record, Timer
 
 NAME = "circle_growth_rates_spectral"
@@ -48,19 +48,8 @@ def main(out_dir=None, quick=False, betas=(0.5, 1.0, 4.0, 9.0), modes=(1, 2, 3, 
                                  "measured": measured, "expected": expected,
                                  "rel_error": abs(measured / expected - 1)})
     worst = max(rows, key=lambda r: r["rel_error"])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, marker in (("SA", "o"), ("USA", "s")):
-        for beta in betas:
-            sel = [r for r in rows if r["model"] == name and r["beta"] == beta]
-            ax.semilogy([r["mode"] for r in sel], [r["rel_error"] for r in sel], marker + "-",
-                        label=f"{name}, beta={beta:g}")
-    ax.axhline(TOLERANCE, color="r", ls="--", label="tolerance")
-    ax.set_xlabel("mode k")
-    ax.set_ylabel("relative error of the growth rate")
-    ax.set_xticks(list(modes))
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Spectral solver (n = 64) vs k^2 I_k / beta (I_0)")
-    figure = save(fig, out_dir, NAME)
+    figure = growth_rate_figure(rows, betas, modes, "mode", "mode k", TOLERANCE,
+                                "Spectral solver (n = 64) vs k^2 I_k / beta (I_0)", out_dir, NAME)
     return Record(case=NAME, claim="uniform-state growth rates from the spectral solver (worst)",
                   measured=worst["measured"], expected=worst["expected"], tolerance=TOLERANCE,
                   error_kind="rel", details=rows, figure=figure, runtime_s=timer.seconds,
