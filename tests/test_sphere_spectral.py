@@ -246,3 +246,15 @@ def test_a_study_runs_the_spectral_sphere_backend(tmp_path):
     with xr.open_dataset(summary["files"]["data"], engine="h5netcdf") as ds:
         D = ds["deviation_w2_spectral"].values
     assert np.all(D[0] == 0.0) and D[1, -1] > D[1, 1] > 0.0
+
+
+def test_clusters_beyond_the_band_limit_stop_with_an_error_naming_the_resolution():
+    """SA beta = 9 from a concentrated start: the cluster outgrows L = 8, DOP853's step
+    collapses; the solver warns first (tail) and then raises, naming L and the remedy."""
+    from continuum.geometry import von_mises_density
+
+    rho0 = lambda p: von_mises_density(p, np.array([0.0, 0.0, 1.0]), 4.0)  # noqa: E731
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError,
+                                                  match="L=8.*increase resolution"):
+        solve(Attention(beta=9.0, d=3), rho0, 30.0, method="spectral", resolution=8,
+              times=np.linspace(0, 30, 31))
