@@ -86,3 +86,15 @@ def test_fast_field_circle():
         # e^{2 beta c} (continuum/circle/field.py docstring)
         bound = (row["n"] + 2 * out["L"] + 1) * u * math.exp(2 * ex.BETA * ex.C)
         assert row["rel_diff"] <= bound, row
+
+
+def test_poisson_sphere():
+    out = load("poisson_sphere").main(quick=True)
+    rows, s = out["rows"], out["w_T"]
+    # P_w's degree-n component is s^n C_n^(2)(t) with max C_n^(2) ~ n^3 / 6, so the truncation
+    # error at L behaves like L^3 s^L: each step of 8 degrees divides it by at least
+    # s^-8 (L / (L + 8))^3 (leading order; the first steps are far from tight)
+    for a, b in zip(rows, rows[1:]):
+        assert b["error"] <= a["error"] * s ** 8 * (b["L"] / a["L"]) ** 3
+    # mass: the degree-0 right-hand side is exactly zero; 100 u covers the transforms
+    assert all(abs(r["mass_error"]) < 100 * np.finfo(float).eps / 2 for r in rows)
