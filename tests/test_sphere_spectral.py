@@ -13,14 +13,8 @@ from continuum import Attention, solve
 from continuum.kernels import attention_field
 from continuum.linear import uniform_growth_rate
 from continuum.sphere.exact import poisson_density, poisson_mean, poisson_parameter
-from continuum.sphere.harmonic import from_real, to_real
-from continuum.sphere.spectral import (
-    SphereSpectral,
-    analyse,
-    real_degrees,
-    rotation_angles,
-    synthesise,
-)
+from continuum.sphere.harmonic import from_real, real_degrees, to_real
+from continuum.sphere.spectral import SphereSpectral, analyse, rotation_angles, synthesise
 
 U = np.finfo(float).eps / 2  # unit round-off
 

@@ -26,8 +26,7 @@ import numpy as np
 
 from continuum import Attention, solve
 from continuum.sphere.exact import poisson_density
-from continuum.sphere.harmonic import from_real, to_real
-from continuum.sphere.spectral import real_degrees
+from continuum.sphere.harmonic import from_real, real_degrees, to_real
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 

@@ -60,7 +60,7 @@ from ..geometry import tangent_project
 
 __all__ = ["harmonic_field", "harmonic_energy", "transform_preferred", "HarmonicTables",
            "ZonalTransforms", "fixed_points_field", "tables_preferred", "sphere_harmonics",
-           "kernel_matrix", "expansion_degree",
+           "kernel_matrix", "expansion_degree", "real_degrees",
            "harmonic_degree", "zonal_factor", "gauss_grid", "to_real", "from_real", "EPSILON",
            "MAX_DEGREE", "TRUSTED_BOUND", "TRANSFORM_MIN_PAIRS", "AUTO_MAX_KAPPA",
            "ENERGY_MIN_BETA", "GRADIENT_MIN_KAPPA"]
@@ -179,16 +179,25 @@ def _orders(L: int) -> np.ndarray:
 
 
 def _degrees(L: int) -> np.ndarray:
+    """l of each coefficient in ducc0's (healpy, m-major) layout, l <= L."""
     return np.concatenate([np.arange(m, L + 1) for m in range(L + 1)])
+
+
+@lru_cache(maxsize=32)
+def real_degrees(L: int) -> np.ndarray:
+    """Degree l of every real coefficient, in the order of :func:`to_real`."""
+    order, degree = _orders(L), _degrees(L)
+    out = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
+    out.setflags(write=False)
+    return out
 
 
 @lru_cache(maxsize=16)
 def _funk_hecke(L: int, kappa: float, derivative: bool = False) -> np.ndarray:
     """Funk-Hecke eigenvalues 4 pi i_l(kappa) e^{-kappa} of the zonal kernel (or with
     i_l'(kappa)) for every real coefficient, in the order of :func:`to_real`; cached."""
-    order, degree = _orders(L), _degrees(L)
-    degrees = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
-    out = 4 * math.pi * scipy.special.spherical_in(degrees, kappa, derivative=derivative) \
+    out = 4 * math.pi * scipy.special.spherical_in(real_degrees(L), kappa,
+                                                   derivative=derivative) \
         * math.exp(-kappa)
     out.setflags(write=False)
     return out

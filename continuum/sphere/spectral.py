@@ -60,7 +60,6 @@ from __future__ import annotations
 import math
 import time as _time
 import warnings
-from functools import lru_cache
 
 import numpy as np
 import scipy.special
@@ -69,9 +68,16 @@ from ..geometry import tangent_project
 from ..initial import check_times, check_total_mass, evaluate_density
 from ..solution import finish_solution
 from ..timestep import progress_bar
-from .harmonic import expansion_degree, from_real, to_real, zonal_factor
+from .harmonic import (
+    _degrees,
+    expansion_degree,
+    from_real,
+    real_degrees,
+    to_real,
+    zonal_factor,
+)
 
-__all__ = ["solve_sphere_spectral", "SphereSpectral", "real_degrees", "rotation_angles",
+__all__ = ["solve_sphere_spectral", "SphereSpectral", "rotation_angles",
            "analyse", "synthesise", "spectral_tail", "SPHERE_FIELDS", "MAX_BAND_LIMIT"]
 
 #: field paths: "auto" = "funk-hecke" for zonal kernels, else "harmonic" / "direct" as
@@ -79,20 +85,6 @@ __all__ = ["solve_sphere_spectral", "SphereSpectral", "real_degrees", "rotation_
 SPHERE_FIELDS = ("auto", "funk-hecke", "direct", "harmonic")
 #: largest band limit accepted (the padded grid has 4.5 L^2 nodes: 3.0e5 at L = 256)
 MAX_BAND_LIMIT = 512
-
-
-@lru_cache(maxsize=32)
-def real_degrees(L: int) -> np.ndarray:
-    """Degree l of every real coefficient, in the order of ``to_real``."""
-    order = np.concatenate([np.full(L + 1 - m, m) for m in range(L + 1)])
-    degree = np.concatenate([np.arange(m, L + 1) for m in range(L + 1)])
-    out = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
-    out.setflags(write=False)
-    return out
-
-
-def _complex_degrees(L: int) -> np.ndarray:
-    return np.concatenate([np.arange(m, L + 1) for m in range(L + 1)])
 
 
 def rotation_angles(R: np.ndarray):
@@ -187,7 +179,7 @@ class SphereSpectral:
         self.model, self.L = model, L
         ntheta = (3 * L) // 2 + 2
         self.grid = _Grid(ntheta, 2 * ntheta)
-        self.degrees = _complex_degrees(L)
+        self.degrees = _degrees(L)
         zonal = zonal_factor(model.A) if model.beta > 0 else (1.0, np.eye(3))
         if field == "funk-hecke" and zonal is None:
             raise ValueError("field='funk-hecke' needs a zonal kernel, Q^T K = c R with R "
@@ -243,9 +235,8 @@ class SphereSpectral:
             return tangent_project(self.grid.points, mean @ self.model.V.T)
         from ..kernels import attention_field
 
-        method = "auto" if self.path == "auto" else self.path
         return attention_field(self.grid.points, self.grid.points, rho * self.grid.weights,
-                               self.model, method=method, check=False)
+                               self.model, method=self.path, check=False)
 
     def rhs(self, coefficients: np.ndarray) -> np.ndarray:
         """d a / dt (real coefficients) = Galerkin projection of -div_S(rho X[rho])."""
