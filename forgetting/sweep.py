@@ -266,9 +266,7 @@ def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool
     results: list = [load_point(folder, p) for p in points]
     todo = [i for i, r in enumerate(results) if r is None]
     skipped = len(points) - len(todo)
-    if skipped:
-        logger.info("%s: %d of %d points loaded from checkpoints in %s", label, skipped,
-                    len(points), folder)
+    _log_skipped(label, skipped, len(points), folder)
     own = cluster is None
     cluster = SweepCluster(workers, scheduler) if own else cluster
     with tqdm(total=len(points), initial=skipped, desc=label, unit="point", file=sys.stderr,
@@ -287,6 +285,12 @@ def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool
             if own:
                 cluster.close()
     return results
+
+
+def _log_skipped(label, skipped, total, folder):
+    if skipped:
+        logger.info("%s: %d of %d points loaded from checkpoints in %s", label, skipped, total,
+                    folder)
 
 
 def _run_dask(client, task, points, todo, results, folder, bar, data):
@@ -319,6 +323,8 @@ def _run_mpi(comm, task, points, folder, progress, label, data, collective):
     # rank 0 decides what is done, so every rank skips the same points
     results = bcast_from_root(comm, [load_point(folder, p) for p in points] if root else None)
     todo = [i for i, r in enumerate(results) if r is None]
+    if root:
+        _log_skipped(label, len(points) - len(todo), len(points), folder)
     show = progress if root else False  # rank 0's bar only
     with tqdm(total=len(points), initial=len(points) - len(todo), desc=label, unit="point",
               file=sys.stderr, disable=None if show is None else not show) as bar:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import os
 import sys
 
 STUDY_KINDS = ("forgetting", "realmodel")
@@ -55,7 +56,8 @@ def main(argv=None) -> int:
     for p in (demo, run):
         p.add_argument("--out", help="output folder (default: the config's study.output; "
                        "demo: ./meanfield-out/demo)")
-        p.add_argument("--workers", type=int, help="worker processes (default: config)")
+        p.add_argument("--workers", type=int, help="Dask worker processes on this machine "
+                       "(1: none, the runs go in this process; default: config)")
         p.add_argument("--scheduler", help="address of a Dask scheduler to run on, e.g. "
                        "tcp://host:8786 (default: config's study.scheduler)")
     args = parser.parse_args(argv)
@@ -89,7 +91,8 @@ def main(argv=None) -> int:
     root = comm is None or comm.rank == 0
     # under MPI rank 0 speaks for all
     logging.basicConfig(level=logging.INFO if root else logging.WARNING, format="%(message)s")
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's own chatter
+    # Dask's own chatter: its loggers take their levels from this when distributed is imported
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     try:
         if kind == "realmodel":
             from realmodel.study import run_study as run_realmodel_study

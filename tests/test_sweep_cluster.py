@@ -54,9 +54,9 @@ STUDY = {  # S^2, particles: the Numba field kernel and exact transport, a few s
 }
 
 
-def write_study(path: Path, out: Path, **study) -> Path:
-    """A TOML file of STUDY with output ``out`` (and more [study] keys)."""
-    cfg = copy.deepcopy(STUDY)
+def write_study(path: Path, out: Path, base=None, **study) -> Path:
+    """A TOML file of ``base`` (default STUDY) with output ``out`` (and more [study] keys)."""
+    cfg = copy.deepcopy(STUDY if base is None else base)
     cfg["study"].update(output=str(out), **study)
     lines = []
     for section, keys in cfg.items():
@@ -80,12 +80,19 @@ def study_arrays(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def serial_reference(tmp_path_factory):
-    """STUDY run serially in a subprocess, after a warm-up run that fills the Numba cache."""
+def warm_cache(tmp_path_factory):
+    """Run STUDY once, so that the Numba kernels it uses are in the cache from here on."""
+    tmp = tmp_path_factory.mktemp("warm")
+    proc = meanfield("run", write_study(tmp / "warm.toml", tmp / "warm"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def serial_reference(tmp_path_factory, warm_cache):
+    """STUDY run serially in a subprocess (with a warm Numba cache)."""
     tmp = tmp_path_factory.mktemp("serial")
-    for name in ("warm", "serial"):
-        proc = meanfield("run", write_study(tmp / f"{name}.toml", tmp / name))
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = meanfield("run", write_study(tmp / "serial.toml", tmp / "serial"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return study_arrays(tmp / "serial")
 
 
@@ -261,3 +268,80 @@ def test_serial_sweep_stays_in_process(tmp_path):
     results = run_sweep(lambda p: {"pid": np.array(os.getpid()), "x": np.array(p["x"])},
                         [{"x": 1.0}, {"x": 2.0}], tmp_path, progress=False)
     assert [int(r["pid"]) for r in results] == [pid, pid]
+
+
+def stored_runs(folder: Path) -> dict:
+    """{(run, backend, value): checkpoint path} of a study's runs/ folder."""
+    out = {}
+    for path in folder.glob("*.npz"):
+        with np.load(path) as data:
+            point = json.loads(str(data["_point"]))
+        out[point["run"], point["backend"], point["value"]] = path
+    return out
+
+
+def assert_fem_deviations_close(serial_out: Path, mpi_out: Path):
+    """The MPI study's D = W_p (p = 1, 2) against the serial one, within the bound the runs'
+    differences imply. Geodesic cost on S^2 (diameter pi): for measures with the same support
+    order, W_p^p(a', b') <= W_p^p(a, b) + pi^p (TV(a, a') + TV(b, b')) (move the mass that
+    differs anywhere), and moving every atom by at most e changes W_p by at most e (geodesic
+    distance <= pi/2 x chord). So |Delta W_p| <= (pi^p (TV_base + TV_tuned))^{1/p}
+    + pi/2 (|Delta x_base| + |Delta x_tuned|)."""
+    runs_s, runs_m = stored_runs(serial_out / "runs"), stored_runs(mpi_out / "runs")
+    assert runs_s.keys() == runs_m.keys()
+    tv, shift = {}, {}
+    for key in runs_s:
+        a, b = np.load(runs_s[key]), np.load(runs_m[key])
+        tv[key] = 0.5 * np.abs(a["weights"] - b["weights"]).sum(axis=-1)  # per saved time
+        shift[key] = np.linalg.norm(a["support"] - b["support"], axis=-1).max(axis=-1)
+    serial, mpi = study_arrays(serial_out), study_arrays(mpi_out)
+    with xr.open_dataset(serial_out / "study.nc", engine="h5netcdf") as ds:
+        norms = ds["norm"].values
+    base = ("base", "fem", None)
+    for i, value in enumerate(norms):
+        tuned = ("tuned", "fem", float(value)) if value > 0 else base
+        for p in (1, 2):
+            bound = (np.pi ** p * (tv[base] + tv[tuned])) ** (1 / p) + \
+                np.pi / 2 * (shift[base] + shift[tuned])
+            got, ref = mpi[f"deviation_w{p}_fem"][i], serial[f"deviation_w{p}_fem"][i]
+            assert np.all(np.abs(got - ref) <= bound), (value, p, np.abs(got - ref), bound)
+    return serial, mpi
+
+
+MPI_STUDY = dict(STUDY, backend={"kinds": ["fem", "particles"], "resolution": 2, "n": 60},
+                 time={"T": 1.0, "n_times": 3}, sweep={"values": [0.0, 0.3, 0.5]})
+
+
+@pytest.mark.slow
+def test_fem_study_under_mpi_equals_serial_and_resumes(tmp_path, warm_cache):
+    """mpirun -n 2 meanfield run: each DG solve on both ranks, particles on rank 0, output
+    written once by rank 0; equal to the serial study (particles bit for bit, FEM within the
+    bound its round-off implies). A re-run with one DG run and the deviations deleted
+    recomputes those alone (the ranks agree on what to skip, or the collective solve hangs)."""
+    if not (BIN / "mpirun").exists() and not os.environ.get("CI"):
+        pytest.skip("mpirun not found next to the interpreter")
+    serial = meanfield("run", write_study(tmp_path / "serial.toml", tmp_path / "serial",
+                                          MPI_STUDY))
+    assert serial.returncode == 0, serial.stderr[-3000:]
+    study = write_study(tmp_path / "mpi.toml", tmp_path / "mpi", MPI_STUDY, workers=2)  # ignored
+    proc = meanfield("run", study, mpi=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("wrote data") == 1  # rank 0 alone reports and writes
+    assert not list((tmp_path / "mpi").rglob("*.tmp.npz"))
+    _, mpi = assert_fem_deviations_close(tmp_path / "serial", tmp_path / "mpi")
+    reference = study_arrays(tmp_path / "serial")
+    for name in reference:
+        if name.endswith("_particles"):
+            assert np.array_equal(mpi[name], reference[name]), name
+    runs = stored_runs(tmp_path / "mpi" / "runs")
+    redo = runs["tuned", "fem", 0.5]
+    redo.unlink()
+    for path in (tmp_path / "mpi" / "points").glob("*.npz"):
+        path.unlink()
+    stamps = {k: p.stat().st_mtime_ns for k, p in runs.items() if p != redo}
+    proc = meanfield("run", study, mpi=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "5 of 6 points loaded from checkpoints" in proc.stderr
+    assert {k: runs[k].stat().st_mtime_ns for k in stamps} == stamps
+    assert redo.exists()
+    assert_fem_deviations_close(tmp_path / "serial", tmp_path / "mpi")
