@@ -160,17 +160,19 @@ class SweepCluster:
     """Where sweeps run: this process (``workers = 1``, no ``scheduler``), a LocalCluster of
     ``workers`` single-threaded processes, or the Dask cluster at ``scheduler``. The Dask client
     is made on first use (so a fully checkpointed study starts no cluster) and checked with
-    :func:`check_workers`; a context manager, closing what it started."""
+    :func:`check_workers` (the workers present then: one that joins later is not checked); a
+    context manager, closing what it started."""
 
     def __init__(self, workers: int = 1, scheduler: str | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 worker_timeout: float = WORKER_TIMEOUT):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         if scheduler is not None and not (isinstance(scheduler, str) and "://" in scheduler):
             raise ValueError(f"scheduler must be an address like 'tcp://host:port', got "
                              f"{scheduler!r}")
         self.workers, self.scheduler = workers, scheduler
-        self.connect_timeout = connect_timeout
+        self.connect_timeout, self.worker_timeout = connect_timeout, worker_timeout
         self._client = self._cluster = None
 
     @property
@@ -214,17 +216,18 @@ class SweepCluster:
                                          processes=True, host="127.0.0.1", env=WORKER_ENV)
             return Client(self._cluster)
         try:
-            self._client = Client(self.scheduler, timeout=self.connect_timeout)
+            client = Client(self.scheduler, timeout=self.connect_timeout)
         except OSError as err:
             raise ClusterError(f"cannot reach the Dask scheduler at {self.scheduler} ({err}); "
                                "is `dask scheduler` running there?") from None
         try:
-            self._client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+            client.wait_for_workers(1, timeout=self.worker_timeout)
         except TimeoutError:
+            client.close()
             raise ClusterError(f"no Dask worker joined the scheduler at {self.scheduler} within "
-                               f"{WORKER_TIMEOUT} s; start some with `dask worker "
+                               f"{self.worker_timeout} s; start some with `dask worker "
                                f"{self.scheduler} --nthreads 1`") from None
-        return self._client
+        return client
 
     def close(self) -> None:
         if self._client is not None:

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,17 +171,26 @@ def test_local_cluster_study_equals_serial_bit_for_bit(tmp_path, serial_referenc
 
 
 def test_external_cluster_study_via_cli_and_worker_checks(tmp_path, serial_reference):
-    """meanfield run --scheduler: a worker that cannot import the project is refused with a
-    clear message; two proper workers complete the study, equal to the serial one."""
+    """meanfield run --scheduler: a worker that cannot import the project, or runs an edited
+    copy of it, is refused with a message saying so; two proper workers complete the study,
+    equal to the serial one."""
     shadow = tmp_path / "shadow" / "forgetting"  # shadows the project on that worker
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('no project on this host')\n")
+    edited = tmp_path / "edited"  # the project with one comment more
+    for package in ("continuum", "particles", "forgetting", "realmodel", "meanfield",
+                    "validation"):
+        shutil.copytree(ROOT / package, edited / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    with open(edited / "forgetting" / "config.py", "a") as f:
+        f.write("# edited on this host\n")
     study = write_study(tmp_path / "s.toml", tmp_path / "out")
-    with dask_cluster(tmp_path, 1, dict(ENV, PYTHONPATH=str(shadow.parent))) as (address, _):
-        proc = meanfield("run", study, "--scheduler", address)
-    assert proc.returncode == 3, proc.stderr[-3000:]
-    assert "cannot import the project" in proc.stderr and "no project on this host" in \
-        proc.stderr
+    for path, words in ((shadow.parent, ["cannot import the project", "no project on this"]),
+                        (edited, ["run other versions", "sources"])):
+        with dask_cluster(tmp_path, 1, dict(ENV, PYTHONPATH=str(path))) as (address, _):
+            proc = meanfield("run", study, "--scheduler", address)
+        assert proc.returncode == 3, proc.stderr[-3000:]
+        assert all(word in proc.stderr for word in words), proc.stderr[-3000:]
     with dask_cluster(tmp_path, 2) as (address, _):
         proc = meanfield("run", study, "--scheduler", address)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -253,12 +263,28 @@ def test_cluster_errors_name_the_problem(tmp_path):
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
         with SweepCluster(scheduler="tcp://127.0.0.1:1", connect_timeout=1) as cluster:
             cluster.client()  # nothing listens on port 1
+    with dask_cluster(tmp_path, 0) as (address, _):
+        with pytest.raises(ClusterError, match="no Dask worker joined"):
+            with SweepCluster(scheduler=address, worker_timeout=1) as cluster:
+                cluster.client()
     mine = environment_fingerprint()
     assert mine["sources"] and mine["numpy"] == np.__version__
     other = dict(mine, numpy="1.0", sources="0" * 16)
     assert fingerprint_differences(mine, other) == [
         f"numpy 1.0 (client: {np.__version__})", f"sources {'0' * 16} (client: "
         f"{mine['sources']})"]
+
+
+def test_mpi_launch_recognised_from_the_launcher_variables(monkeypatch):
+    from continuum.sphere.parallel import SIZE_VARIABLES, launched_ranks, mpi_world
+
+    for name in SIZE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert launched_ranks() == 1 and mpi_world() is None  # a plain run never loads MPI
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert launched_ranks() == 4
+    monkeypatch.setenv("PMI_SIZE", "2")  # MPICH's hydra (the mpich wheel's mpirun)
+    assert launched_ranks() == 2
 
 
 def test_serial_sweep_stays_in_process(tmp_path):
