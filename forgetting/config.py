@@ -4,7 +4,9 @@ study, and the models and initial density a config describes.
 Config sections and keys (defaults in brackets):
 
 [study]        name (required), output [meanfield-out/<name>], workers [1], description [""],
-               kind ["forgetting"] (the command line sends kind = "realmodel" elsewhere)
+               kind ["forgetting"] (the command line sends kind = "realmodel" elsewhere),
+               scheduler [none]: "tcp://host:port" of a Dask scheduler to run on (else
+               workers = 1 runs in the process, workers = N on a local Dask cluster)
 [model]        d (required), beta [1.0], normalized [true], Q, K, V (d x d lists) or V_diag
 [perturbation] kind ["lora" | "e2"], target ["V"], rank [1], norm [0.1], seed [0]
                ("e2": Delta = norm e2 e2^T, the spectral-gap experiment)
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import tomllib
 from pathlib import Path
 
@@ -32,13 +35,13 @@ from continuum.geometry import sphere_area, von_mises_density
 
 __all__ = ["load_study", "validate_config", "build_models", "base_model", "initial_density",
            "ConfigError", "DEFAULT_STUDY", "SCHEMA", "BACKEND_KINDS", "REQUIRED", "read_toml",
-           "fill_schema"]
+           "fill_schema", "check_scheduler"]
 
 #: marks a required key in a schema
 REQUIRED = object()
 SCHEMA = {
     "study": {"name": REQUIRED, "output": None, "workers": 1, "description": "",
-              "kind": "forgetting"},
+              "kind": "forgetting", "scheduler": None},
     "model": {"d": REQUIRED, "beta": 1.0, "normalized": True, "Q": None, "K": None,
               "V": None, "V_diag": None},
     "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0},
@@ -149,6 +152,7 @@ def _check_types(cfg):
     _number(cfg, "perturbation", "rank", positive=True, integer=True)
     _number(cfg, "backend", "n", positive=True, integer=True)
     _number(cfg, "study", "workers", positive=True, integer=True)
+    check_scheduler(cfg["study"]["scheduler"])
     _number(cfg, "time", "T", positive=True)
     _number(cfg, "time", "n_times", positive=True, integer=True)
     _number(cfg, "sweep", "delta", positive=True)
@@ -170,6 +174,17 @@ def _check_types(cfg):
     vd = cfg["model"]["V_diag"]
     if vd is not None and (cfg["model"]["V"] is not None or np.shape(vd) != (d,)):
         raise ConfigError(f"'model.V_diag' must be a list of {d} numbers (and excludes model.V)")
+
+
+def check_scheduler(address) -> None:
+    """ConfigError unless ``address`` is None or a Dask scheduler address "protocol://host:port"
+    (tcp, tls, ucx, ws, wss, inproc)."""
+    if address is None:
+        return
+    if not isinstance(address, str) or not re.fullmatch(
+            r"(tcp|tls|ucx|ws|wss|inproc)://[^\s:/]+(:\d+)?(/\S*)?", address):
+        raise ConfigError(f"'study.scheduler' must be a Dask scheduler address like "
+                          f"'tcp://host:8786', got {address!r}")
 
 
 def base_model(cfg, value):

@@ -8,13 +8,17 @@ attributes), ``phase_<backend>.png`` heat maps with the theory curves, ``deviati
 ``table.md``, and the checkpoints ``runs/`` (every distinct run once: one base run per
 backend on a norm sweep) and ``points/`` (the deviations): re-running skips finished work.
 
+Where the runs go (:mod:`forgetting.sweep`): ``[study] workers = 1`` in this process,
+``workers = N`` on a Dask LocalCluster of N single-threaded processes, ``[study] scheduler =
+"tcp://host:port"`` on an existing Dask cluster. Under ``mpirun -n R`` every DG ("fem") run is
+solved on all R ranks, the other runs and the deviations on rank 0, and rank 0 alone writes.
+
 The config schema is in :mod:`forgetting.config`, the figures and table in
 :mod:`forgetting.report`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import warnings
@@ -22,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import base_model, build_models, initial_density
+from continuum.sphere.parallel import mpi_world
+
+from .config import ConfigError, base_model, build_models, initial_density
 from .report import figures, table
 from .runs import MeasureSeries, deviations, gronwall_curve, run_backend, time_to_deviation
-from .sweep import load_point, point_key, run_sweep
+from .sweep import SweepCluster, point_key, run_sweep
 
 __all__ = ["evaluate_run", "evaluate_point", "run_study"]
 
@@ -83,28 +89,34 @@ def evaluate_run(run_point: dict) -> dict:
             "under_resolved_from": np.array(_unresolved(run))}
 
 
-def _stored_run(folder, run_point):
-    stored = load_point(folder, run_point)
+def _stored_run(runs: dict, run_point):
+    stored = runs.get(point_key(run_point))
     if stored is None:
         raise RuntimeError(f"{run_point['run']} run of {run_point['backend']} (value "
-                           f"{run_point['value']}) missing from {folder}")
+                           f"{run_point['value']}) missing from the study's runs")
     return MeasureSeries(stored["times"], stored["support"], stored["weights"]), \
         float(stored["under_resolved_from"])
 
 
-def evaluate_point(point: dict, runs_folder: str) -> dict:
-    """Worker task: the deviation D(t) between the stored base and fine-tuned runs of one
-    (backend, value), with its error bounds, and the Gronwall bound."""
-    base, unresolved = _stored_run(runs_folder, base_point(point))
+def evaluate_point(point: dict, runs: dict) -> dict:
+    """Worker task: the deviation D(t) between the base and fine-tuned runs of one
+    (backend, value), taken from ``runs`` ({point_key(run point): evaluate_run result}), with
+    its error bounds, and the Gronwall bound."""
+    base, unresolved = _stored_run(runs, base_point(point))
     tuned = tuned_point(point)
     run, unresolved_tuned = (base, unresolved) if tuned is None else \
-        _stored_run(runs_folder, tuned)
+        _stored_run(runs, tuned)
     _, gronwall = gronwall_curve(*build_models(point["config"], point["value"]), base.times)
     D = deviations(base, run, point["config"]["deviation"]["max_support"])
     return {"times": base.times, "deviation_w2": D["w2"], "deviation_w1": D["w1"],
             "deviation_w2_bound": D["w2_bound"], "deviation_w1_bound": D["w1_bound"],
             "gronwall": gronwall,
             "under_resolved_from": np.array(min(unresolved, unresolved_tuned))}
+
+
+def is_fem(run_point: dict) -> bool:
+    """A DG run: under MPI every rank takes part in it."""
+    return run_point["backend"] == "fem"
 
 
 def study_point(cfg: dict, backend: str, value: float) -> dict:
@@ -120,11 +132,24 @@ def study_point(cfg: dict, backend: str, value: float) -> dict:
 def run_study(cfg: dict, progress: bool | None = None) -> dict:
     """Run a validated study config; returns a summary with the output paths and the table.
 
-    Two checkpointed sweeps in worker processes: every distinct run (the base run, one per
-    backend on a norm sweep, and the fine-tuned runs) into ``runs/``, stored as measures at
-    the saved times; then the deviation of every point from the stored runs into ``points/``.
+    Two checkpointed sweeps (:func:`forgetting.sweep.run_sweep`, where ``study.workers`` and
+    ``study.scheduler`` say): every distinct run (the base run, one per backend on a norm sweep,
+    and the fine-tuned runs) into ``runs/``, stored as measures at the saved times; then the
+    deviation of every point from those runs into ``points/``. Under MPI the DG runs go on
+    every rank and rank 0 writes; ``study.scheduler`` is refused there (ConfigError).
     Messages go to the ``forgetting.study`` logger; ``progress`` is the sweeps' tqdm bar
     (None: only when stderr is a terminal)."""
+    workers, scheduler = cfg["study"]["workers"], cfg["study"]["scheduler"]
+    comm = mpi_world()
+    if comm is not None:
+        if scheduler is not None:
+            raise ConfigError(f"'study.scheduler' cannot be used under MPI ({comm.size} ranks): "
+                              "run either on a Dask cluster or with mpirun")
+        if workers > 1:
+            logger.info("under MPI (%d ranks) the runs go one after another, each DG solve on "
+                        "every rank: study.workers = %d ignored", comm.size, workers)
+        workers = 1
+    root = comm is None or comm.rank == 0
     out = Path(cfg["study"]["output"])
     out.mkdir(parents=True, exist_ok=True)
     values = [float(v) for v in cfg["sweep"]["values"]]
@@ -134,32 +159,37 @@ def run_study(cfg: dict, progress: bool | None = None) -> dict:
         for r in (base_point(p), tuned_point(p)):
             if r is not None:
                 runs.setdefault(point_key(r), r)
-    workers = cfg["study"]["workers"]
-    logger.info("study '%s': %d runs, %d points (%s x %s in %s), %d workers, output %s",
+    logger.info("study '%s': %d runs, %d points (%s x %s in %s), %s, output %s",
                 cfg["study"]["name"], len(runs), len(points),
-                ", ".join(cfg["backend"]["kinds"]), cfg["sweep"]["axis"], values, workers, out)
-    run_sweep(evaluate_run, list(runs.values()), out / "runs", workers=workers,
-              progress=progress, label=f"{cfg['study']['name']} runs")
-    task = functools.partial(evaluate_point, runs_folder=str(out / "runs"))
-    # on S^1 D is a CDF formula (milliseconds): starting worker processes would cost more
-    results = run_sweep(task, points, out / "points",
-                        workers=workers if cfg["model"]["d"] > 2 else 1, progress=progress,
-                        label=f"{cfg['study']['name']} deviations")
+                ", ".join(cfg["backend"]["kinds"]), cfg["sweep"]["axis"], values,
+                f"scheduler {scheduler}" if scheduler else f"{workers} workers", out)
+    name = cfg["study"]["name"]
+    with SweepCluster(workers, scheduler) as cluster:
+        run_list = list(runs.values())
+        stored = run_sweep(evaluate_run, run_list, out / "runs", cluster=cluster,
+                           collective=is_fem, progress=progress, label=f"{name} runs")
+        stored = {point_key(r): result for r, result in zip(run_list, stored)}
+        # on S^1 D is a CDF formula (milliseconds): sending the runs to workers would cost more
+        results = run_sweep(evaluate_point, points, out / "points", data=stored,
+                            cluster=cluster if cfg["model"]["d"] > 2 else SweepCluster(),
+                            progress=progress, label=f"{name} deviations")
     delta = cfg["sweep"]["delta"]
     for r in results:
         r["t_dev"] = np.array(time_to_deviation(r["times"], r["deviation_w2"], delta))
     by_backend = {k: [r for p, r in zip(points, results) if p["backend"] == k]
                   for k in cfg["backend"]["kinds"]}
-    dataset = _dataset(cfg, values, by_backend)
-    nc = out / "study.nc"
-    dataset.to_netcdf(nc, engine="h5netcdf")
-    files = {"data": str(nc)}
-    files.update(figures(cfg, values, by_backend, out))
     text = table(cfg, values, by_backend)
-    (out / "table.md").write_text(text + "\n")
-    files["table"] = str(out / "table.md")
-    for name, path in files.items():
-        logger.debug("wrote %s: %s", name, path)
+    files = {}
+    if root:  # under MPI every rank has the results; rank 0 writes them
+        dataset = _dataset(cfg, values, by_backend)
+        nc = out / "study.nc"
+        dataset.to_netcdf(nc, engine="h5netcdf")
+        files["data"] = str(nc)
+        files.update(figures(cfg, values, by_backend, out))
+        (out / "table.md").write_text(text + "\n")
+        files["table"] = str(out / "table.md")
+    for kind, path in files.items():
+        logger.debug("wrote %s: %s", kind, path)
     return {"files": files, "values": values, "table": text,
             "deviation_T": {k: [float(r["deviation_w2"][-1]) for r in rs]
                             for k, rs in by_backend.items()}}

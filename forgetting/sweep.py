@@ -1,11 +1,32 @@
-"""Parameter sweeps with worker processes, progress, and per-point checkpoints.
+"""Parameter sweeps with per-point checkpoints: in this process, on a Dask cluster, or under MPI.
 
-A sweep evaluates ``task(point) -> dict of numpy arrays`` for every point of a list, in
-``workers`` processes (spawned, one Numba thread each). Every finished point is written at
-once, atomically (a temporary file unique to the writing process + ``os.replace``), as
+A sweep evaluates ``task(point) -> dict of numpy arrays`` (or ``task(point, data)``) for every
+point of a list. The client (the process that calls ``run_sweep``) writes every finished point
+at once, atomically (a temporary file unique to the writing process + ``os.replace``), as
 ``<folder>/<key>.npz`` together with the point's parameters; re-running the same sweep skips
-points whose file exists and whose stored parameters match, so a crash or Ctrl-C loses at
-most the points in flight.
+points whose file exists and whose stored parameters match, so a killed client loses at most
+the points in flight. Where the points run (:class:`SweepCluster`):
+
+- ``workers = 1`` and no scheduler: in this process, one after another (no cluster);
+- ``workers = N > 1``: on a Dask ``LocalCluster`` of N worker processes on this machine, one
+  thread each, with Numba, OpenMP and BLAS threads set to 1 (``WORKER_ENV``), started on first
+  use and closed at the end; it listens on 127.0.0.1 only;
+- ``scheduler = "tcp://host:port"``: on an existing Dask cluster (``dask scheduler`` and
+  ``dask worker`` on other hosts, or dask-jobqueue on a batch system); ``workers`` is then
+  ignored. Its workers must run the same project in the same environment: checked when the
+  client connects (:func:`check_workers`), :class:`ClusterError` otherwise.
+
+On Dask every point is one future (``pure=False``, no retries: a task that raises fails the
+sweep). A worker that dies is not an error: the scheduler runs its points again on the other
+workers (up to ``distributed.scheduler.allowed-failures`` deaths per point, 3 by default), and a
+point's result is its task's alone, so a sweep equals the serial sweep bit for bit.
+
+Under MPI (``mpirun -n R``, :func:`continuum.sphere.parallel.mpi_world`) every rank goes
+through the same points in the same order: a point with ``collective(point)`` true (a DG solve,
+which distributes its mesh over the ranks) runs on every rank, any other on rank 0 alone; rank 0
+decides which points are checkpointed already, writes the checkpoints and broadcasts every
+result, so all ranks return the same list. Dask (``workers > 1``, a scheduler) and MPI exclude
+each other: under MPI the points run one after another.
 """
 
 from __future__ import annotations
@@ -14,16 +35,38 @@ import hashlib
 import json
 import logging
 import os
+import platform
+import re
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["run_sweep", "point_key", "load_point"]
+__all__ = ["run_sweep", "point_key", "load_point", "SweepCluster", "ClusterError",
+           "check_workers", "environment_fingerprint", "fingerprint_differences",
+           "WORKER_ENV"]
 
 logger = logging.getLogger(__name__)
+
+#: environment of LocalCluster workers: one thread per process for every threaded library
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1"}
+#: this project's installed distribution and its top-level packages
+DISTRIBUTION = "meanfield-attention"
+PACKAGES = ("continuum", "particles", "forgetting", "realmodel", "meanfield", "validation")
+#: seconds to reach an external scheduler, and to wait for its first worker
+CONNECT_TIMEOUT = 30
+WORKER_TIMEOUT = 120
+#: evaluated on every worker before a sweep: imports the project (and names it)
+IMPORT_CHECK = "__import__('forgetting.sweep').__name__"
+
+
+class ClusterError(RuntimeError):
+    """A Dask cluster cannot run a sweep: its scheduler is unreachable, no worker joins, or a
+    worker cannot import the project or runs other versions. The message says which and how to
+    fix it."""
 
 
 def point_key(point: dict) -> str:
@@ -53,52 +96,248 @@ def load_point(folder, point: dict):
         return {k: data[k].copy() for k in data.files if k != "_point"}
 
 
-def _worker_init():
-    os.environ["NUMBA_NUM_THREADS"] = "1"
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+def _version(name: str):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def source_digest() -> str:
+    """SHA-256 (16 hex digits) of the project's Python sources: relative paths and contents of
+    every ``.py`` file of its packages, in sorted order."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def environment_fingerprint() -> dict:
+    """What must agree between a client and its workers: the Python version, the versions of
+    this project's distribution and of its required (non-optional) distributions, and the
+    digest of the project's sources (which also tells apart edited copies of one version)."""
+    requires = metadata.requires(DISTRIBUTION) if _version(DISTRIBUTION) else None
+    names = sorted({re.match(r"[A-Za-z0-9._-]+", r).group(0) for r in requires or []
+                    if "extra ==" not in r})
+    return {"python": platform.python_version(), DISTRIBUTION: _version(DISTRIBUTION),
+            **{name: _version(name) for name in names}, "sources": source_digest()}
+
+
+def fingerprint_differences(client: dict, worker: dict) -> list[str]:
+    """Entries where a worker's fingerprint differs from the client's, as readable text."""
+    return [f"{key} {worker.get(key)} (client: {client.get(key)})"
+            for key in sorted(set(client) | set(worker)) if client.get(key) != worker.get(key)]
+
+
+def check_workers(client) -> None:
+    """ClusterError unless every worker of ``client`` imports the project and has the client's
+    environment fingerprint (Python, package versions, sources)."""
+    imported = client.run(eval, IMPORT_CHECK, on_error="return")
+    failed = {w: r for w, r in imported.items() if isinstance(r, BaseException)}
+    if failed:
+        details = "; ".join(f"{w}: {type(e).__name__}: {e}" for w, e in sorted(failed.items()))
+        raise ClusterError(
+            f"{len(failed)} of {len(imported)} Dask workers cannot import the project ("
+            f"{details}). Every worker needs the client's environment: install the project "
+            "there the same way (./bootstrap install, or pip install -c constraints.txt .) and "
+            "start `dask worker` from that environment.")
+    mine = environment_fingerprint()
+    theirs = client.run(environment_fingerprint)
+    different = {w: fingerprint_differences(mine, fp) for w, fp in sorted(theirs.items())}
+    different = {w: d for w, d in different.items() if d}
+    if different:
+        details = "; ".join(f"{w}: {', '.join(d)}" for w, d in different.items())
+        raise ClusterError(
+            f"{len(different)} of {len(theirs)} Dask workers run other versions than the "
+            f"client ({details}). Install the same project sources and pinned versions "
+            "(constraints.txt) on every host.")
+
+
+class SweepCluster:
+    """Where sweeps run: this process (``workers = 1``, no ``scheduler``), a LocalCluster of
+    ``workers`` single-threaded processes, or the Dask cluster at ``scheduler``. The Dask client
+    is made on first use (so a fully checkpointed study starts no cluster) and checked with
+    :func:`check_workers` (the workers present then: one that joins later is not checked); a
+    context manager, closing what it started."""
+
+    def __init__(self, workers: int = 1, scheduler: str | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 worker_timeout: float = WORKER_TIMEOUT):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        if scheduler is not None and not (isinstance(scheduler, str) and "://" in scheduler):
+            raise ValueError(f"scheduler must be an address like 'tcp://host:port', got "
+                             f"{scheduler!r}")
+        self.workers, self.scheduler = workers, scheduler
+        self.connect_timeout, self.worker_timeout = connect_timeout, worker_timeout
+        self._client = self._cluster = None
+
+    @property
+    def serial(self) -> bool:
+        """True when points run in this process."""
+        return self.scheduler is None and self.workers == 1
+
+    @property
+    def connected(self) -> bool:
+        """True once the Dask client exists."""
+        return self._client is not None
+
+    def client(self):
+        """The ``distributed.Client``, connected (and its workers checked) on the first call."""
+        if self._client is None:
+            try:
+                self._client = self._connect()
+                check_workers(self._client)
+            except BaseException:
+                self.close()
+                raise
+            import dask
+
+            info = self._client.scheduler_info(n_workers=-1)
+            dashboard = info.get("services", {}).get("dashboard")
+            logger.info("Dask: %d workers, scheduler %s%s; a point whose worker dies runs again "
+                        "elsewhere (up to %s deaths)", len(info.get("workers", {})),
+                        self._client.scheduler.address,
+                        f", dashboard {self._client.dashboard_link}" if dashboard else "",
+                        self._client.run_on_scheduler(dask.config.get,
+                                                      "distributed.scheduler.allowed-failures"))
+        return self._client
+
+    def _connect(self):
+        from distributed import Client, LocalCluster
+
+        if self.scheduler is None:
+            # a spawned process per worker: a script that gets here needs the
+            # `if __name__ == "__main__":` guard (the workers re-import the main module)
+            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                         processes=True, host="127.0.0.1", env=WORKER_ENV)
+            return Client(self._cluster)
+        try:
+            client = Client(self.scheduler, timeout=self.connect_timeout)
+        except OSError as err:
+            raise ClusterError(f"cannot reach the Dask scheduler at {self.scheduler} ({err}); "
+                               "is `dask scheduler` running there?") from None
+        try:
+            client.wait_for_workers(1, timeout=self.worker_timeout)
+        except TimeoutError:
+            client.close()
+            raise ClusterError(f"no Dask worker joined the scheduler at {self.scheduler} within "
+                               f"{self.worker_timeout} s; start some with `dask worker "
+                               f"{self.scheduler} --nthreads 1`") from None
+        return client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool | None = None,
-              label: str = "sweep") -> list[dict]:
+              label: str = "sweep", scheduler: str | None = None,
+              cluster: SweepCluster | None = None, data=None, collective=None) -> list[dict]:
     """Evaluate ``task`` at every point (skipping checkpointed ones); results in point order.
 
-    ``task`` must be picklable (a module-level function, or a functools.partial of one: it is
-    sent to worker processes) and return a dict of arrays; results are checkpointed in
-    ``folder``. ``workers = 1`` runs in this process.
+    ``task(point)``, or ``task(point, data)`` when ``data`` is given, returns a dict of arrays;
+    results are checkpointed in ``folder`` by this process. The points run where ``cluster``
+    says (default: ``SweepCluster(workers, scheduler)``, closed on return); on Dask ``task``
+    must be picklable (a module-level function, or a functools.partial of one) and ``data`` is
+    sent to every worker once. Under MPI, ``collective(point)`` says which points every rank
+    runs (default: none; the others run on rank 0).
     """
+    from continuum.sphere.parallel import mpi_world
+
     folder = Path(folder)
+    comm = mpi_world()
+    if comm is not None:
+        given = cluster if cluster is not None else SweepCluster(workers, scheduler)
+        if not given.serial:
+            raise ValueError(f"under MPI ({comm.size} ranks) a sweep runs its points one after "
+                             "another on the ranks: leave workers = 1 and no scheduler")
+        return _run_mpi(comm, task, points, folder, progress, label, data, collective)
     folder.mkdir(parents=True, exist_ok=True)
     results: list = [load_point(folder, p) for p in points]
     todo = [i for i, r in enumerate(results) if r is None]
     skipped = len(points) - len(todo)
-    if skipped:
-        logger.info("%s: %d of %d points loaded from checkpoints in %s", label, skipped,
-                    len(points), folder)
-    bar = tqdm(total=len(points), initial=skipped, desc=label, unit="point", file=sys.stderr,
-               disable=None if progress is None else not progress)
-    if workers <= 1 or len(todo) <= 1:
-        for i in todo:
-            results[i] = task(points[i])
-            _save_point(folder, points[i], results[i])
-            bar.update(1)
-    else:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                 initializer=_worker_init) as pool:
-            futures = {pool.submit(task, points[i]): i for i in todo}
-            try:
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    results[i] = fut.result()
+    _log_skipped(label, skipped, len(points), folder)
+    own = cluster is None
+    cluster = SweepCluster(workers, scheduler) if own else cluster
+    with tqdm(total=len(points), initial=skipped, desc=label, unit="point", file=sys.stderr,
+              disable=None if progress is None else not progress) as bar:
+        try:
+            # one point alone is not worth starting a local cluster for
+            local_single = cluster.scheduler is None and not cluster.connected and len(todo) <= 1
+            if cluster.serial or local_single:
+                for i in todo:
+                    results[i] = task(points[i]) if data is None else task(points[i], data)
                     _save_point(folder, points[i], results[i])
                     bar.update(1)
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
-            finally:
-                bar.close()
-    bar.close()
+            elif todo:
+                _run_dask(cluster.client(), task, points, todo, results, folder, bar, data)
+        finally:
+            if own:
+                cluster.close()
+    return results
+
+
+def _log_skipped(label, skipped, total, folder):
+    if skipped:
+        logger.info("%s: %d of %d points loaded from checkpoints in %s", label, skipped, total,
+                    folder)
+
+
+def _run_dask(client, task, points, todo, results, folder, bar, data):
+    from distributed import as_completed
+
+    # data as one object, copied to every worker once (scatter of a dict would split it)
+    args = () if data is None else (client.scatter([data], broadcast=True, hash=False)[0],)
+    futures = {client.submit(task, points[i], *args, pure=False): i for i in todo}
+    try:
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            future.release()
+            _save_point(folder, points[i], results[i])
+            bar.update(1)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        if args:
+            args[0].release()
+
+
+def _run_mpi(comm, task, points, folder, progress, label, data, collective):
+    from continuum.sphere.parallel import bcast_from_root
+
+    root = comm.rank == 0
+    if root:
+        folder.mkdir(parents=True, exist_ok=True)
+    # rank 0 decides what is done, so every rank skips the same points
+    results = bcast_from_root(comm, [load_point(folder, p) for p in points] if root else None)
+    todo = [i for i, r in enumerate(results) if r is None]
+    if root:
+        _log_skipped(label, len(points) - len(todo), len(points), folder)
+    show = progress if root else False  # rank 0's bar only
+    with tqdm(total=len(points), initial=len(points) - len(todo), desc=label, unit="point",
+              file=sys.stderr, disable=None if show is None else not show) as bar:
+        for i in todo:
+            if root or (collective is not None and collective(points[i])):
+                result = task(points[i]) if data is None else task(points[i], data)
+            else:
+                result = None
+            results[i] = bcast_from_root(comm, result if root else None)
+            if root:
+                _save_point(folder, points[i], results[i])
+            bar.update(1)
     return results

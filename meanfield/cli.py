@@ -1,7 +1,12 @@
 """Command line.
 
-    meanfield demo [--out DIR] [--workers N]     the default study (embedded config)
-    meanfield run STUDY.toml [--out DIR] [--workers N]
+    meanfield demo [--out DIR] [--workers N] [--scheduler tcp://HOST:PORT]
+    meanfield run STUDY.toml [--out DIR] [--workers N] [--scheduler tcp://HOST:PORT]
+    mpirun -n 2 meanfield run STUDY.toml      every DG solve of the study on both ranks
+
+``--workers N`` runs a forgetting study on a local Dask cluster of N processes,
+``--scheduler`` on an existing Dask cluster (see ``forgetting.sweep``). Exit status: 2 for an
+invalid study, 3 when the Dask cluster cannot run it (unreachable, no workers, other versions).
 
 A study file's ``[study] kind`` says which package runs it: "forgetting" (the default: the
 mean-field forgetting studies of ``forgetting.study``) or "realmodel" (all-MiniLM-L6-v2 under
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import os
 import sys
 
 STUDY_KINDS = ("forgetting", "realmodel")
@@ -32,7 +38,13 @@ def study_kind(path) -> str:
 
 
 def main(argv=None) -> int:
-    from forgetting.config import DEFAULT_STUDY, ConfigError, load_study, validate_config
+    from forgetting.config import (
+        DEFAULT_STUDY,
+        ConfigError,
+        check_scheduler,
+        load_study,
+        validate_config,
+    )
 
     parser = argparse.ArgumentParser(prog="meanfield", description="Mean-field self-attention "
                                      "on the sphere: LoRA forgetting studies.")
@@ -44,13 +56,23 @@ def main(argv=None) -> int:
     for p in (demo, run):
         p.add_argument("--out", help="output folder (default: the config's study.output; "
                        "demo: ./meanfield-out/demo)")
-        p.add_argument("--workers", type=int, help="worker processes (default: config)")
+        p.add_argument("--workers", type=int, help="Dask worker processes on this machine "
+                       "(1: none, the runs go in this process; default: config)")
+        p.add_argument("--scheduler", help="address of a Dask scheduler to run on, e.g. "
+                       "tcp://host:8786 (default: config's study.scheduler)")
     args = parser.parse_args(argv)
+    from continuum.sphere.parallel import mpi_world
+    from forgetting.sweep import ClusterError
+
+    comm = mpi_world()
     try:
         kind = "forgetting" if args.command == "demo" else study_kind(args.study)
         if kind == "realmodel":
             from realmodel.study import load_study as load_realmodel_study
 
+            if args.scheduler or comm is not None:
+                raise ConfigError("realmodel studies run in one process: no --scheduler, no "
+                                  "mpirun")
             cfg = load_realmodel_study(args.study)
         elif args.command == "demo":
             cfg = validate_config(copy.deepcopy(DEFAULT_STUDY))
@@ -60,21 +82,36 @@ def main(argv=None) -> int:
             cfg["study"]["output"] = args.out
         if args.workers:
             cfg["study"]["workers"] = args.workers
+        if args.scheduler:
+            check_scheduler(args.scheduler)
+            cfg["study"]["scheduler"] = args.scheduler
     except ConfigError as err:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if kind == "realmodel":
-        from realmodel.study import run_study as run_realmodel_study
+    root = comm is None or comm.rank == 0
+    # under MPI rank 0 speaks for all
+    logging.basicConfig(level=logging.INFO if root else logging.WARNING, format="%(message)s")
+    # Dask's own chatter: its loggers take their levels from this when distributed is imported
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    try:
+        if kind == "realmodel":
+            from realmodel.study import run_study as run_realmodel_study
 
-        summary = run_realmodel_study(cfg)
-    else:
-        from forgetting.study import run_study
+            summary = run_realmodel_study(cfg)
+        else:
+            from forgetting.study import run_study
 
-        summary = run_study(cfg)
-    print(summary["table"])  # the result: to stdout, messages went to the log (stderr)
-    for name, path in summary["files"].items():
-        print(f"wrote {name}: {path}")
+            summary = run_study(cfg)
+    except ConfigError as err:
+        print(f"meanfield: invalid study: {err}", file=sys.stderr)
+        return 2
+    except ClusterError as err:
+        print(f"meanfield: {err}", file=sys.stderr)
+        return 3
+    if root:
+        print(summary["table"])  # the result: to stdout, messages went to the log (stderr)
+        for name, path in summary["files"].items():
+            print(f"wrote {name}: {path}")
     return 0
 
 

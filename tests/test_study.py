@@ -25,7 +25,7 @@ def small_config(out, workers=1):
 
 
 def test_study_outputs_and_checkpoint_resume(tmp_path):
-    cfg = small_config(tmp_path / "out", workers=2)  # two spawned worker processes
+    cfg = small_config(tmp_path / "out", workers=2)  # a LocalCluster of two worker processes
     summary = run_study(cfg, progress=False)
     ds = xr.open_dataset(summary["files"]["data"], engine="h5netcdf")
     assert set(ds.dims) == {"norm", "time"} and ds.sizes["norm"] == 2
