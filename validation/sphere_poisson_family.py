@@ -75,7 +75,7 @@ def main(out_dir=None, quick=False, band_limits=(16, 24, 32, 40, 48, 56, 64)):
                f"L = {band_limits[-1]}", measured=float(errors[-1]), expected=0.0,
                tolerance=1e-9, error_kind="value", details=details, figure=figure,
                runtime_s=timer.seconds, parameters=params),
-        Record(case=f"{NAME}_mass", claim="mass conserved to round-off (max |int rho - 1| "
+        Record(case=f"{NAME}_mass", claim="mass conserved to round-off (max abs(int rho - 1) "
                "over L and saved times; 100 u)", measured=float(mass.max()), expected=0.0,
                tolerance=100 * np.finfo(float).eps / 2, error_kind="value", figure=figure,
                runtime_s=0.0, parameters=params),
