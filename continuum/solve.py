@@ -7,7 +7,7 @@ so that importing :mod:`continuum` does not load DOLFINx.
 
 from __future__ import annotations
 
-__all__ = ["solve", "METHODS"]
+__all__ = ["solve", "check_method", "METHODS"]
 
 METHODS = ("spectral", "fv", "fem")
 DEFAULT_RESOLUTION = {"spectral": 128, "fv": 256, "fem": 3}
@@ -45,18 +45,11 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     -------
     Solution
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "spectral" and getattr(model, "d", None) not in (2, 3):
-        raise ValueError(f"method 'spectral' needs d = 2 (circle) or 3 (2-sphere), got "
-                         f"d={getattr(model, 'd', None)}")
+    resolution = check_method(method, getattr(model, "d", None), resolution)
     if method == "spectral" and model.d == 3:
         from .sphere.spectral import solve_sphere_spectral
-        resolution = DEFAULT_BAND_LIMIT if resolution is None else resolution
         return solve_sphere_spectral(model, rho0, T, resolution=resolution, times=times,
                                      **options)
-    if resolution is None:
-        resolution = DEFAULT_RESOLUTION[method]
     if method == "spectral":
         from .circle.spectral import solve_spectral
         return solve_spectral(model, rho0, T, resolution=resolution, times=times, **options)
@@ -65,3 +58,27 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
         return solve_fv(model, rho0, T, resolution=resolution, times=times, **options)
     from .sphere.solver import solve_fem
     return solve_fem(model, rho0, T, resolution=resolution, times=times, **options)
+
+
+def check_method(method, d, resolution=None):
+    """The resolution ``solve`` would use for ``method`` in dimension ``d`` (the default when
+    None), checked without solving, by the solvers' own checks: "fv" needs d = 2, "spectral"
+    d = 2 or 3, "fem" d = 3; on S^1 an even number of nodes or cells >= 8, on S^2 a band limit
+    in [2, 512] (spectral) or an icosphere level in [0, 7] (fem). ValueError or TypeError
+    naming ``method``, ``d`` or ``resolution``. The studies call it for every point before any
+    point runs."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    allowed = {"fv": (2,), "spectral": (2, 3), "fem": (3,)}[method]
+    if d not in allowed:
+        where = " or ".join(f"d = {k} ({'circle' if k == 2 else '2-sphere'})" for k in allowed)
+        raise ValueError(f"method '{method}' needs {where}, got d={d}")
+    if method == "spectral" and d == 3:
+        from .sphere.spectral import check_band_limit
+        return check_band_limit(DEFAULT_BAND_LIMIT if resolution is None else resolution)
+    resolution = DEFAULT_RESOLUTION[method] if resolution is None else resolution
+    if method == "fem":
+        from .sphere.solver import check_level
+        return check_level(resolution)
+    from .circle.grid import check_resolution
+    return check_resolution(resolution, minimum=8)

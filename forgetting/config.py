@@ -133,6 +133,7 @@ def validate_config(raw: dict) -> dict:
     _check_types(cfg)
     if cfg["study"]["output"] is None:
         cfg["study"]["output"] = str(Path("meanfield-out") / cfg["study"]["name"])
+    check_buildable(cfg)
     return cfg
 
 
@@ -174,6 +175,74 @@ def _check_types(cfg):
     vd = cfg["model"]["V_diag"]
     if vd is not None and (cfg["model"]["V"] is not None or np.shape(vd) != (d,)):
         raise ConfigError(f"'model.V_diag' must be a list of {d} numbers (and excludes model.V)")
+
+
+def _integer(cfg, section, key, minimum=0):
+    value = cfg[section][key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"'{section}.{key}' must be an integer >= {minimum}, got {value!r}")
+
+
+def check_buildable(cfg) -> None:
+    """Build, in this process, what every run of the study needs, before any run starts: the
+    base model, the fine-tuned model of every sweep value, the initial density (evaluated at a
+    few points) and each backend's method and resolution for the model's dimension (the
+    solvers' own checks, ``continuum.solve.check_method``). ConfigError naming the key, so an
+    invalid study stops with one line instead of a traceback from a worker."""
+    from continuum.solve import check_method
+
+    study, ini, backend = cfg["study"], cfg["initial"], cfg["backend"]
+    if not isinstance(study["name"], str) or not study["name"].strip():
+        raise ConfigError(f"'study.name' must be a non-empty string, got {study['name']!r}")
+    if not isinstance(study["output"], str) or not study["output"].strip():
+        raise ConfigError(f"'study.output' must be a folder path, got {study['output']!r}")
+    _integer(cfg, "perturbation", "seed")
+    _integer(cfg, "backend", "seed")
+    _number(cfg, "backend", "rtol", positive=True)
+    _number(cfg, "initial", "kappa")
+    if ini["kappa"] < 0:
+        raise ConfigError(f"'initial.kappa' must be >= 0, got {ini['kappa']!r}")
+    d, kinds = cfg["model"]["d"], backend["kinds"]
+    if len(set(kinds)) != len(kinds):
+        raise ConfigError(f"'backend.kinds' names a backend twice: {kinds!r}")
+    for kind in kinds:
+        if kind == "particles":
+            continue
+        try:
+            check_method(kind, d, backend["resolution"])
+        except (TypeError, ValueError) as err:
+            key = "backend.resolution" if "resolution" in str(err) else "backend.kinds"
+            raise ConfigError(f"'{key}': backend '{kind}': {err}") from None
+    if ini["mean"] is not None:
+        mean = np.asarray(ini["mean"], dtype=object)
+        if mean.shape != (d,) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                         and math.isfinite(v) for v in mean) \
+                or not np.any(mean.astype(float)):
+            raise ConfigError(f"'initial.mean' must be a non-zero list of {d} numbers, got "
+                              f"{ini['mean']!r}")
+    try:
+        base_model(cfg, cfg["model"]["beta"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"'model': {err}") from None
+    axis = cfg["sweep"]["axis"]
+    for value in cfg["sweep"]["values"]:
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"'sweep.values': {axis} must be finite and >= 0, got {value!r}")
+        try:
+            build_models(cfg, value)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"'sweep.values': {axis} = {value!r}: {err}") from None
+    try:
+        rho0 = initial_density(cfg)
+        probe = np.eye(d)  # the coordinate axes: points of the sphere in any d
+        values = np.asarray(rho0(np.vstack([probe, -probe])), dtype=float)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"'initial': {err}") from None
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ConfigError(f"'initial': the density is not finite and non-negative "
+                          f"(kind {ini['kind']!r}, kappa {ini['kappa']!r})")
 
 
 def check_scheduler(address) -> None:
@@ -223,5 +292,6 @@ def initial_density(cfg):
         mean = np.asarray(ini["mean"], dtype=float)
         mean /= np.linalg.norm(mean)
     if d not in (2, 3):
-        raise ConfigError("initial.kind = 'von_mises' is available for d = 2, 3; use 'uniform'")
+        raise ConfigError(f"'initial.kind': 'von_mises' is available for d = 2, 3 (got d = {d});"
+                          " use 'uniform'")
     return lambda p: von_mises_density(p, mean, kappa)

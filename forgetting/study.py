@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from continuum.sphere.parallel import mpi_world
+from continuum.sphere.parallel import bcast_from_root, mpi_world
 
 from .config import ConfigError, base_model, build_models, initial_density
 from .report import figures, table
 from .runs import MeasureSeries, deviations, gronwall_curve, run_backend, time_to_deviation
-from .sweep import SweepCluster, point_key, run_sweep
+from .sweep import FolderBusy, FolderLock, SweepCluster, point_key, run_sweep, write_atomic
 
 __all__ = ["evaluate_run", "evaluate_point", "run_study"]
 
@@ -151,7 +151,25 @@ def run_study(cfg: dict, progress: bool | None = None) -> dict:
         workers = 1
     root = comm is None or comm.rank == 0
     out = Path(cfg["study"]["output"])
-    out.mkdir(parents=True, exist_ok=True)
+    # one run per output folder at a time; under MPI rank 0 takes the lock and tells the
+    # others whether it got it (a rank that went on alone would hang in the first DG solve)
+    lock, busy = FolderLock(out), None
+    if root:
+        try:
+            lock.__enter__()
+        except FolderBusy as err:
+            busy = str(err)
+    if comm is not None:
+        busy = bcast_from_root(comm, busy if root else None)
+    if busy is not None:
+        raise FolderBusy(busy)
+    try:
+        return _run_locked(cfg, out, workers, scheduler, root, progress)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _run_locked(cfg, out, workers, scheduler, root, progress):
     values = [float(v) for v in cfg["sweep"]["values"]]
     points = [study_point(cfg, k, v) for k in cfg["backend"]["kinds"] for v in values]
     runs = {}  # every distinct run once: continuum runs first (the long ones)
@@ -181,13 +199,18 @@ def run_study(cfg: dict, progress: bool | None = None) -> dict:
     text = table(cfg, values, by_backend)
     files = {}
     if root:  # under MPI every rank has the results; rank 0 writes them
+        # data and table first, each written whole (temporary file + rename); the figures
+        # last, so a plotting failure loses nothing
         dataset = _dataset(cfg, values, by_backend)
-        nc = out / "study.nc"
-        dataset.to_netcdf(nc, engine="h5netcdf")
-        files["data"] = str(nc)
-        files.update(figures(cfg, values, by_backend, out))
-        (out / "table.md").write_text(text + "\n")
+        write_atomic(out / "study.nc", lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
+        files["data"] = str(out / "study.nc")
+        write_atomic(out / "table.md", lambda tmp: tmp.write_text(text + "\n"))
         files["table"] = str(out / "table.md")
+        try:
+            files.update(figures(cfg, values, by_backend, out))
+        except Exception as err:  # data and table are on disk: report, do not lose them
+            logger.error("figures of study '%s' failed (%s: %s); the data (%s) and the table "
+                         "are written", name, type(err).__name__, err, files["data"])
     for kind, path in files.items():
         logger.debug("wrote %s: %s", kind, path)
     return {"files": files, "values": values, "table": text,

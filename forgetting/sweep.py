@@ -38,13 +38,15 @@ import os
 import platform
 import re
 import sys
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["run_sweep", "point_key", "load_point", "SweepCluster", "ClusterError",
+__all__ = ["run_sweep", "point_key", "load_point", "PointError", "FolderLock", "FolderBusy",
+           "write_atomic", "SweepCluster", "ClusterError",
            "check_workers", "environment_fingerprint", "fingerprint_differences",
            "WORKER_ENV"]
 
@@ -85,15 +87,91 @@ def _save_point(folder: Path, point: dict, result: dict) -> None:
 
 def load_point(folder, point: dict):
     """The checkpointed result of ``point`` in ``folder``, or None (absent, or stored for
-    other parameters)."""
+    other parameters). A file that cannot be read (truncated, not an archive, no ``_point``
+    entry: a crash of a run that did not write atomically, a full disk, a copy cut short) is
+    moved aside to ``<name>.corrupt`` with a warning that names it, and None is returned, so
+    the point is computed again."""
     path = Path(folder) / f"{point_key(point)}.npz"
     if not path.exists():
         return None
-    with np.load(path) as data:
-        if json.loads(str(data["_point"])) != json.loads(json.dumps(point, sort_keys=True,
-                                                                    default=float)):
-            return None
-        return {k: data[k].copy() for k in data.files if k != "_point"}
+    try:
+        with np.load(path) as data:
+            stored = json.loads(str(data["_point"]))
+            if stored != json.loads(json.dumps(point, sort_keys=True, default=float)):
+                return None
+            return {k: data[k].copy() for k in data.files if k != "_point"}
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        aside = path.with_suffix(".corrupt")
+        os.replace(path, aside)
+        logger.warning("checkpoint %s is unreadable (%s: %s): moved to %s, the point is "
+                       "computed again", path, type(err).__name__, err, aside.name)
+        return None
+
+
+class FolderBusy(RuntimeError):
+    """Another process holds the lock of an output folder (:class:`FolderLock`)."""
+
+
+class FolderLock:
+    """An exclusive lock on an output folder, so two runs never write into one folder at once:
+    ``fcntl.flock`` on ``<folder>/.lock`` (released by the kernel when the holder exits, even
+    killed, so a crash never leaves a stale lock). A second holder gets FolderBusy at once,
+    with the holder's pid and start time (written into the file)."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self._file = None
+
+    def __enter__(self):
+        import fcntl
+        import time
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = open(self.folder / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise FolderBusy(f"output folder {self.folder} is in use by {holder}: wait for that "
+                             "run to finish, or choose another output folder (--out)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {platform.node()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        self._file = handle
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None
+
+
+def write_atomic(path, write) -> None:
+    """``write(temporary_path)``, then rename onto ``path``: readers see the old file or the
+    whole new one, never a part (the temporary name is unique to this process)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class PointError(RuntimeError):
+    """A point of a sweep failed; the message names the point and the error. Every point that
+    finished is checkpointed (a re-run computes only what is missing)."""
+
+
+def _point_error(label, point, err) -> PointError:
+    described = ", ".join(f"{k}={v}" for k, v in point.items() if k != "config")
+    return PointError(f"{label}: point {described or point_key(point)} failed: "
+                      f"{type(err).__name__}: {err} (finished points are kept; fix the cause "
+                      "and run again to compute the rest)")
 
 
 def _version(name: str):
@@ -279,11 +357,15 @@ def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool
             local_single = cluster.scheduler is None and not cluster.connected and len(todo) <= 1
             if cluster.serial or local_single:
                 for i in todo:
-                    results[i] = task(points[i]) if data is None else task(points[i], data)
+                    try:
+                        results[i] = task(points[i]) if data is None else task(points[i], data)
+                    except Exception as err:
+                        raise _point_error(label, points[i], err) from err
                     _save_point(folder, points[i], results[i])
                     bar.update(1)
             elif todo:
-                _run_dask(cluster.client(), task, points, todo, results, folder, bar, data)
+                _run_dask(cluster.client(), task, points, todo, results, folder, bar, data,
+                          label)
         finally:
             if own:
                 cluster.close()
@@ -296,15 +378,23 @@ def _log_skipped(label, skipped, total, folder):
                     folder)
 
 
-def _run_dask(client, task, points, todo, results, folder, bar, data):
+def _run_dask(client, task, points, todo, results, folder, bar, data, label):
+    """The points ``todo`` as Dask futures; each result is checkpointed as it arrives. A point
+    that raises does not stop the others: every point already submitted runs to its end and is
+    kept, then the first failure is raised as a PointError naming its point."""
     from distributed import as_completed
 
     # data as one object, copied to every worker once (scatter of a dict would split it)
     args = () if data is None else (client.scatter([data], broadcast=True, hash=False)[0],)
     futures = {client.submit(task, points[i], *args, pure=False): i for i in todo}
+    failures = []
     try:
         for future in as_completed(futures):
             i = futures[future]
+            if future.status == "error":
+                failures.append((i, future.exception()))
+                future.release()
+                continue
             results[i] = future.result()
             future.release()
             _save_point(folder, points[i], results[i])
@@ -315,6 +405,11 @@ def _run_dask(client, task, points, todo, results, folder, bar, data):
     finally:
         if args:
             args[0].release()
+    if failures:
+        i, err = failures[0]
+        if len(failures) > 1:
+            logger.error("%s: %d points failed; the first is reported", label, len(failures))
+        raise _point_error(label, points[i], err) from err
 
 
 def _run_mpi(comm, task, points, folder, progress, label, data, collective):

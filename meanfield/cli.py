@@ -5,8 +5,12 @@
     mpirun -n 2 meanfield run STUDY.toml      every DG solve of the study on both ranks
 
 ``--workers N`` runs a forgetting study on a local Dask cluster of N processes,
-``--scheduler`` on an existing Dask cluster (see ``forgetting.sweep``). Exit status: 2 for an
-invalid study, 3 when the Dask cluster cannot run it (unreachable, no workers, other versions).
+``--scheduler`` on an existing Dask cluster (see ``forgetting.sweep``). The whole study (every
+run's model, initial density, backend and resolution) is built and checked before any run
+starts. Exit status: 0 done; 1 a run failed (the message names it; every finished run is
+checkpointed, so running again computes only the rest); 2 an invalid study (one line naming
+the key) or an output folder that cannot be created; 3 the Dask cluster cannot run it
+(unreachable, no workers, other versions); 4 the output folder is in use by another run.
 
 A study file's ``[study] kind`` says which package runs it: "forgetting" (the default: the
 mean-field forgetting studies of ``forgetting.study``) or "realmodel" (all-MiniLM-L6-v2 under
@@ -20,6 +24,7 @@ import copy
 import logging
 import os
 import sys
+from pathlib import Path
 
 STUDY_KINDS = ("forgetting", "realmodel")
 
@@ -62,7 +67,10 @@ def main(argv=None) -> int:
                        "tcp://host:8786 (default: config's study.scheduler)")
     args = parser.parse_args(argv)
     from continuum.sphere.parallel import mpi_world
-    from forgetting.sweep import ClusterError
+    from forgetting.sweep import ClusterError, FolderBusy, PointError
+
+    # what went wrong -> exit status (module docstring); invalid studies exit with 2
+    exit_status = {PointError: 1, ClusterError: 3, FolderBusy: 4}
 
     comm = mpi_world()
     try:
@@ -78,13 +86,22 @@ def main(argv=None) -> int:
             cfg = validate_config(copy.deepcopy(DEFAULT_STUDY))
         else:
             cfg = load_study(args.study)
-        if args.out:
+        if args.out is not None:
             cfg["study"]["output"] = args.out
-        if args.workers:
+        if args.workers is not None:
+            if args.workers < 1:
+                raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
             cfg["study"]["workers"] = args.workers
         if args.scheduler:
             check_scheduler(args.scheduler)
             cfg["study"]["scheduler"] = args.scheduler
+        if comm is None or comm.rank == 0:
+            out = Path(cfg["study"]["output"])
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(f"'study.output': cannot create the folder {out} "
+                                  f"({err.strerror or err})") from None
     except ConfigError as err:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
@@ -105,9 +122,9 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
-    except ClusterError as err:
+    except (ClusterError, FolderBusy, PointError) as err:
         print(f"meanfield: {err}", file=sys.stderr)
-        return 3
+        return exit_status[type(err)]
     if root:
         print(summary["table"])  # the result: to stdout, messages went to the log (stderr)
         for name, path in summary["files"].items():

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import time as _time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from continuum.initial import check_times
 from continuum.kernels import FIELD_METHODS, attention_field
 from continuum.measure import Measure
 from continuum.timestep import default_dt, field_scale, progress_bar
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["simulate", "Trajectory", "default_dt"]  # default_dt re-exported from continuum
 
@@ -224,16 +228,29 @@ def _save_checkpoint(path, run_key, k_done, t, x, saved, counter, h_last):
 
 
 def _load_checkpoint(path, run_key, out):
-    """(k_done, t, x, counter, h_last) from ``path``, or a fresh start."""
+    """(k_done, t, x, counter, h_last) from ``path``, or a fresh start. An unreadable file
+    (truncated, not an archive, entries missing) is moved aside to ``<name>.corrupt`` with a
+    warning naming it, and the run starts afresh."""
     fresh = (0, 0.0, None, {}, None)
     if path is None or not Path(path).exists():
         return fresh
-    with np.load(path) as data:
-        if str(data["run_key"]) != run_key:
-            raise ValueError(f"checkpoint {path} belongs to a different run (model, tokens, "
-                             "times, method or step differ); delete it or choose another path")
-        k_done = int(data["k_done"])
-        out[:k_done] = data["saved"]
-        h_last = float(data["h_last"])
-        return (k_done, float(data["t"]), data["x"].copy(), json.loads(str(data["counter"])),
-                None if h_last <= 0 else h_last)
+    try:
+        with np.load(path) as data:
+            stored_key = str(data["run_key"])
+            if stored_key == run_key:
+                k_done = int(data["k_done"])
+                saved = data["saved"]
+                state = (k_done, float(data["t"]), data["x"].copy(),
+                         json.loads(str(data["counter"])), float(data["h_last"]))
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        aside = Path(path).with_suffix(".corrupt")
+        os.replace(path, aside)
+        logger.warning("checkpoint %s is unreadable (%s: %s): moved to %s, starting afresh",
+                       path, type(err).__name__, err, aside.name)
+        return fresh
+    if stored_key != run_key:
+        raise ValueError(f"checkpoint {path} belongs to a different run (model, tokens, "
+                         "times, method or step differ); delete it or choose another path")
+    out[:k_done] = saved
+    k_done, t, x, counter, h_last = state
+    return k_done, t, x, counter, None if h_last <= 0 else h_last

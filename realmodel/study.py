@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from forgetting.config import REQUIRED, ConfigError, fill_schema, read_toml
+from forgetting.sweep import FolderLock
 
 from .report import write_json, write_report
 
@@ -340,14 +341,14 @@ def run_study(cfg: dict) -> dict:
     """Run the stages of ``cfg`` (validated) into its output folder; returns {"table": str,
     "files": {name: path}} like the forgetting studies."""
     ctx = _Context(cfg)
-    ctx.out.mkdir(parents=True, exist_ok=True)
     stages = {"spectra": stage_spectra, "train": stage_train, "analyse": stage_analyse,
               "flow": stage_flow}
     results = {}
-    for name in STAGES:
-        if name in cfg["study"]["stages"]:
-            if name == "analyse" and "train" not in results:
-                results["train"] = stage_train(ctx)  # analyse reads the trained factors
-            logger.info("[%s] %s", cfg["study"]["name"], name)
-            results[name] = stages[name](ctx)
-    return write_report(cfg, results, ctx.out)
+    with FolderLock(ctx.out):  # one run per output folder at a time (FolderBusy otherwise)
+        for name in STAGES:
+            if name in cfg["study"]["stages"]:
+                if name == "analyse" and "train" not in results:
+                    results["train"] = stage_train(ctx)  # analyse reads the trained factors
+                logger.info("[%s] %s", cfg["study"]["name"], name)
+                results[name] = stages[name](ctx)
+        return write_report(cfg, results, ctx.out)

@@ -70,3 +70,12 @@ if __name__ == "__main__":
     folder, scheduler, task, points = sys.argv[1:5]
     run_sweep(globals()[task], json.loads(Path(points).read_text()), folder,
               scheduler=scheduler, progress=False)
+
+
+def failing(point):
+    """compute(point), after ``point["sleep"]`` seconds; raises ValueError for a point with
+    ``"fail"``."""
+    time.sleep(point.get("sleep", 0.0))
+    if point.get("fail"):
+        raise ValueError(f"point {point['seed']} fails on purpose")
+    return compute(point)

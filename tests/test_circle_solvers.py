@@ -169,9 +169,9 @@ def test_bad_initial_density_and_dimension():
         solve(model, lambda p: 2 * smooth_rho(p), 1.0)
     with pytest.raises(ValueError, match="negative"):
         solve(model, lambda p: p[:, 0], 1.0, method="fv")
-    with pytest.raises(ValueError, match="d=2"):
+    with pytest.raises(ValueError, match="needs d = 2"):
         solve(Attention(beta=1.0, d=3), smooth_rho, 1.0, method="fv")
-    with pytest.raises(ValueError, match="d = 2 .* or 3"):
+    with pytest.raises(ValueError, match="needs d = 2 .* or d = 3"):
         solve(Attention(beta=1.0, d=4), smooth_rho, 1.0, method="spectral")
     with pytest.raises(TypeError, match="callable"):
         solve(model, 3.0, 1.0)

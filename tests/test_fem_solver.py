@@ -73,7 +73,7 @@ def test_bad_density_and_dimension():
     with pytest.raises(ValueError, match="integrates to 2"):
         solve(Attention(beta=1.0, d=3), lambda p: 2 * peaked(p), 0.1, method="fem",
               resolution=2)
-    with pytest.raises(ValueError, match="d=3"):
+    with pytest.raises(ValueError, match="needs d = 3"):
         solve(Attention(beta=1.0, d=2), peaked, 0.1, method="fem", resolution=2)
 
 

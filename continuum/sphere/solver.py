@@ -32,7 +32,16 @@ from .harmonic import (
     transform_preferred,
 )
 
-__all__ = ["solve_fem", "choose_sphere_path"]
+__all__ = ["solve_fem", "choose_sphere_path", "check_level"]
+
+
+def check_level(resolution) -> int:
+    """The icosphere level: an integer in [0, 7] (else an error naming ``resolution``)."""
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or \
+            not 0 <= resolution <= 7:
+        raise ValueError(f"resolution (icosphere level) must be an integer in [0, 7], "
+                         f"got {resolution!r}")
+    return int(resolution)
 
 
 def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limiter=True,
@@ -85,10 +94,7 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
 
     if model.d != 3:
         raise ValueError(f"method='fem' solves on S^2 and needs a d=3 model, got d={model.d}")
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or \
-            not 0 <= resolution <= 7:
-        raise ValueError(f"resolution (icosphere level) must be an integer in [0, 7], "
-                         f"got {resolution!r}")
+    check_level(resolution)
     if isinstance(cfl, bool) or not isinstance(cfl, (int, float)) or not 0 < cfl <= 1:
         raise ValueError(f"cfl must be a number in (0, 1], got {cfl!r}")
     if max_dt is not None and (isinstance(max_dt, bool) or not isinstance(max_dt, (int, float))
