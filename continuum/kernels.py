@@ -25,11 +25,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .checks import as_real_array
 from .direct import direct_field
 from .direct import interaction_energy as direct_energy
+from .direct import log_kernel_mean as direct_log_kernel_mean
 from .geometry import check_on_sphere, check_points
 
-__all__ = ["attention_field", "interaction_energy", "FIELD_METHODS"]
+__all__ = ["attention_field", "interaction_energy", "log_kernel_mean", "FIELD_METHODS"]
 
 FIELD_METHODS = ("auto", "direct", "harmonic")
 
@@ -134,11 +136,23 @@ def interaction_energy(points, weights, model) -> float:
     return direct_energy(points, weights, model)
 
 
+def log_kernel_mean(points, weights, model, energy: float | None = None) -> float:
+    """log int int e^{beta <Qx, Ky>} dmu dmu, finite for every beta (the energy's log-space
+    companion: E = expm1(log_kernel_mean) / (2 beta)). Given the measure's ``energy`` (finite,
+    beta > 0) it is log1p(2 beta E), free; else the shifted direct sum
+    (:func:`continuum.direct.log_kernel_mean`)."""
+    if model.beta == 0:
+        return 0.0
+    if energy is not None and np.isfinite(energy) and 2 * model.beta * energy < 1e300:
+        return float(np.log1p(2 * model.beta * energy))
+    return direct_log_kernel_mean(points, weights, model)
+
+
 def _checked(targets, sources, weights, model):
     d = model.d
     targets = check_points(targets, "targets", d)
     sources = check_points(sources, "sources", d)
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = as_real_array(weights, "weights")
     if weights.shape != (sources.shape[0],):
         raise ValueError(f"weights must have shape ({sources.shape[0]},) to match sources, "
                          f"got {weights.shape}")

@@ -7,6 +7,9 @@ so that importing :mod:`continuum` does not load DOLFINx.
 
 from __future__ import annotations
 
+from .checks import check_choice
+from .model import Attention
+
 __all__ = ["solve", "METHODS"]
 
 METHODS = ("spectral", "fv", "fem")
@@ -41,8 +44,9 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     -------
     Solution
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not isinstance(model, Attention):
+        raise TypeError(f"model must be an Attention, got {type(model).__name__}")
+    check_choice(method, "method", METHODS)
     if resolution is None:
         resolution = DEFAULT_RESOLUTION[method]
     if method == "spectral":
