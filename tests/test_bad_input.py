@@ -389,3 +389,26 @@ def test_validation_only_without_names_and_bad_out_are_refused(tmp_path, capsys)
         run(tmp_path, quick=True, only=[])
     with pytest.raises(ValueError, match="only"):
         run(tmp_path, quick=True, only=["no_such_case"])
+
+
+def test_distances_and_deviation_times_name_bad_arguments():
+    from continuum.wasserstein import wasserstein_circle, wasserstein_reduced, wasserstein_sphere
+    from forgetting.runs import forgetting_run, time_to_deviation
+
+    mu = Measure(tokens(5))
+    with pytest.raises(TypeError, match="p"):
+        wasserstein_sphere(mu, mu, p="2")
+    with pytest.raises(ValueError, match="p"):
+        wasserstein_circle(Measure(tokens(5, d=2)), Measure(tokens(5, d=2)), p=0.5)
+    with pytest.raises(TypeError, match="nu"):
+        wasserstein_sphere(mu, tokens(5))
+    with pytest.raises(TypeError, match="max_support"):
+        wasserstein_reduced(mu, Measure(tokens(5, seed=1)), max_support=10.5)
+    with pytest.raises(TypeError, match="delta"):
+        time_to_deviation([0.0, 1.0], [0.0, 0.2], "0.1")
+    with pytest.raises(ValueError, match="D"):
+        time_to_deviation([0.0, 1.0], [0.0, 0.2, 0.3], 0.1)
+    with pytest.raises(ValueError, match="backend"):
+        forgetting_run(Attention(d=3), Attention(d=3), backend="particle")
+    with pytest.raises(TypeError, match="tuned"):
+        forgetting_run(Attention(d=3), np.eye(3))
