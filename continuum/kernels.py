@@ -25,11 +25,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .checks import as_real_array
+from .checks import as_real_array, check_choice, check_flag
 from .direct import direct_field
 from .direct import interaction_energy as direct_energy
 from .direct import log_kernel_mean as direct_log_kernel_mean
 from .geometry import check_on_sphere, check_points
+from .model import Attention
 
 __all__ = ["attention_field", "interaction_energy", "log_kernel_mean", "FIELD_METHODS"]
 
@@ -79,9 +80,8 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
     array([[0. , 0.5, 0. ],
            [0.5, 0. , 0. ]])
     """
-    if method not in FIELD_METHODS:
-        raise ValueError(f"method must be one of {FIELD_METHODS}, got {method!r}")
-    if check:
+    check_choice(method, "method", FIELD_METHODS)
+    if check_flag(check, "check"):
         targets, sources, weights = _checked(targets, sources, weights, model)
     targets = np.ascontiguousarray(targets, dtype=np.float64)
     sources = np.ascontiguousarray(sources, dtype=np.float64)
@@ -149,6 +149,8 @@ def log_kernel_mean(points, weights, model, energy: float | None = None) -> floa
 
 
 def _checked(targets, sources, weights, model):
+    if not isinstance(model, Attention):
+        raise TypeError(f"model must be an Attention, got {type(model).__name__}")
     d = model.d
     targets = check_points(targets, "targets", d)
     sources = check_points(sources, "sources", d)

@@ -412,3 +412,16 @@ def test_distances_and_deviation_times_name_bad_arguments():
         forgetting_run(Attention(d=3), Attention(d=3), backend="particle")
     with pytest.raises(TypeError, match="tuned"):
         forgetting_run(Attention(d=3), np.eye(3))
+
+
+def test_attention_field_names_its_bad_options():
+    x = tokens(4)
+    w = np.full(4, 0.25)
+    with pytest.raises(TypeError, match="model"):
+        attention_field(x, x, w, {"beta": 1.0})
+    with pytest.raises(TypeError, match="check"):
+        attention_field(x, x, w, Attention(d=3), check="no")
+    with pytest.raises(ValueError, match="method"):
+        attention_field(x, x, w, Attention(d=3), method="fast")
+    with pytest.raises(TypeError, match="targets"):
+        attention_field(x.astype(str), x, w, Attention(d=3))
