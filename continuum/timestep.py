@@ -46,8 +46,9 @@ class StepCollapseError(RuntimeError):
     """A run's step became so small that the remaining time needs more than ``max_steps``."""
 
 
-def collapse_reason(model) -> str:
-    """Why the step of a run of ``model`` may collapse, and what to do (for error messages)."""
+def collapse_reason(model, grid: bool = True) -> str:
+    """Why the step of a run of ``model`` may collapse, and what to do (for error messages);
+    ``grid`` False for particles (no resolution to blame)."""
     a = float(model.beta * np.linalg.norm(model.A, 2))
     if not model.normalized and a > 3:
         scale = f"{math.exp(a):.3g}" if a < 700 else "beyond float64"
@@ -55,6 +56,10 @@ def collapse_reason(model) -> str:
                 f"||Q^T K||) = e^{a:.3g} = {scale}, so the dynamics run on times of order "
                 f"e^-{a:.3g}; rescale time (T times e^-{a:.3g}), lower beta, or use SA "
                 "(normalized=True)")
+    if not grid:
+        return (f"the field scale L_est = {field_scale(model):.3g} (beta ||Q^T K|| = {a:.3g}) "
+                "sets the step; lower beta, shorten T, or raise max_steps if the run really "
+                "needs them")
     return (f"the field scale L_est = {field_scale(model):.3g} (beta ||Q^T K|| = {a:.3g}) and "
             "a density concentrating below the grid scale make the problem stiff; lower the "
             "resolution or beta, shorten T, use method='fv' on S^1 for clusters, or raise "
@@ -82,7 +87,7 @@ class StepGuard:
         self.strikes = self.strikes + 1 if over else 0
         if self.steps > self.max_steps or self.strikes >= self.patience:
             raise StepCollapseError(
-                f"{self.label}: the step has collapsed to dt = {dt:.3g} at t = {t:.6g}: "
+                f"{self.label}: the step is down to dt = {dt:.3g} at t = {t:.6g}: "
                 f"reaching T = {self.T:g} would take {needed:.3g} more steps, over "
                 f"max_steps = {self.max_steps} ({self.steps} taken). Why and what to do: "
                 f"{self.reason}")

@@ -148,7 +148,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         dt = default_dt(model)
         if not dt > 0:  # USA with e^{beta ||Q^T K||} beyond float64: no step resolves it
             raise StepCollapseError(f"dt: no default step for this model (L_est = {scale:.3g})"
-                                    f". {collapse_reason(model)}")
+                                    f". {collapse_reason(model, grid=False)}")
     dt = check_real(dt, "dt", low=0, low_open=True)
     if method == "rk4" and dt * scale > RK4_REAL_STABILITY:
         raise ValueError(f"dt={dt:g} is outside the RK4 stability interval: dt * L_est = "
@@ -170,14 +170,15 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     check_memory(8.0 * n * d * (times.size + 20), "x0 and times",
                  f"{n} tokens in d={d} at {times.size} saved times")
     label = f"simulate {method} N={n}"
-    guard = StepGuard(T, max_steps, label, collapse_reason(model), patience=20)
+    guard = StepGuard(T, max_steps, label, collapse_reason(model, grid=False), patience=20)
     if method != "dop853":  # fixed steps: the count is known before any work
         gaps = np.diff(times, prepend=0.0)
         total = int(np.sum(np.ceil(gaps / dt - 1e-9)))
         if total > max_steps:
             raise StepCollapseError(
                 f"{label}: dt = {dt:.3g} needs {total} steps to reach T = {T:g}, over "
-                f"max_steps = {max_steps}. Why and what to do: {collapse_reason(model)}")
+                f"max_steps = {max_steps}. Why and what to do: "
+                f"{collapse_reason(model, grid=False)}")
     out = np.empty((times.size, n, d))
     run_key = _fingerprint(model, mu0, times, method, dt, rtol, atol, field)
     state = _load_checkpoint(checkpoint, run_key, out)
@@ -206,7 +207,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                     message = solver.step()
                     if solver.status == "failed":
                         raise StepCollapseError(f"DOP853 failed at t={solver.t:g}: {message}. "
-                                                f"{collapse_reason(model)}")
+                                                f"{collapse_reason(model, grid=False)}")
                     guard.check(solver.t, solver.step_size)
                     bar.update(min(solver.t, T) - bar.n)
                 y = solver.y if solver.t == t_save else solver.dense_output()(t_save)

@@ -425,3 +425,13 @@ def test_attention_field_names_its_bad_options():
         attention_field(x, x, w, Attention(d=3), method="fast")
     with pytest.raises(TypeError, match="targets"):
         attention_field(x.astype(str), x, w, Attention(d=3))
+
+
+def test_horizons_beyond_the_step_budget_are_refused_at_once():
+    # T = 1e9 at the CFL step (~0.01) or RK4's default step: 1e11 steps, not years of work
+    with pytest.raises(StepCollapseError, match="max_steps"):
+        solve(Attention(d=2), uniform_s1, 1e9, method="fv", resolution=16, progress=False)
+    with pytest.raises(StepCollapseError, match="max_steps"):
+        simulate(Attention(d=3), tokens(), 1e9)
+    with pytest.raises(StepCollapseError, match="max_steps = 10"):
+        simulate(Attention(d=3), tokens(), 1.0, dt=0.01, max_steps=10)
