@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_integer, check_real
+from .checks import check_integer, check_memory, check_real
 from .measure import Measure
 
 __all__ = ["wasserstein_sphere", "wasserstein_circle", "wasserstein_reduced",
@@ -50,6 +50,9 @@ def wasserstein_sphere(mu, nu, p: int = 2, cost: str = "geodesic") -> float:
 
     _check_pair(mu, nu)
     p = check_real(p, "p", low=1)
+    # the cost matrix and its p-th power, float64
+    check_memory(16.0 * mu.size * nu.size, "mu, nu",
+                 f"a {mu.size} x {nu.size} cost matrix (use wasserstein_reduced)")
     M = ground_cost(mu.points, nu.points, cost) ** p
     value = ot.emd2(mu.weights, nu.weights, M, numItermax=10_000_000)
     return float(max(value, 0.0) ** (1.0 / p))

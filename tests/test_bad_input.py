@@ -435,3 +435,12 @@ def test_horizons_beyond_the_step_budget_are_refused_at_once():
         simulate(Attention(d=3), tokens(), 1e9)
     with pytest.raises(StepCollapseError, match="max_steps = 10"):
         simulate(Attention(d=3), tokens(), 1.0, dt=0.01, max_steps=10)
+
+
+def test_exact_transport_too_large_for_memory_is_refused():
+    from continuum.wasserstein import wasserstein_sphere
+
+    # two measures of 1e6 atoms: a 1e6 x 1e6 cost matrix is 16 TB (points: 2 x 24 MB)
+    big = Measure(np.tile([[0.0, 0.0, 1.0]], (1_000_000, 1)))
+    with pytest.raises(MemoryError, match="cost matrix"):
+        wasserstein_sphere(big, big)
