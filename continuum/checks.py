@@ -95,11 +95,19 @@ def check_array(value, name: str, ndim: int | None = None, shape=None) -> np.nda
 
 
 def check_seed(seed, name: str = "seed"):
-    """``seed`` if numpy.random.default_rng accepts it as a seed: None, a non-negative integer
-    or a numpy Generator / SeedSequence / BitGenerator (no strings, floats or bools)."""
+    """``seed`` if numpy.random.default_rng accepts it as a seed: None, a non-negative integer,
+    a sequence of them (SeedSequence entropy) or a numpy Generator / SeedSequence /
+    BitGenerator (no strings, floats or bools)."""
     if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence,
                                          np.random.BitGenerator)):
         return seed
+    if isinstance(seed, (list, tuple, np.ndarray)):
+        entropy = np.asarray(seed)
+        if entropy.ndim == 1 and entropy.size and entropy.dtype.kind in "iu" \
+                and np.all(entropy >= 0):
+            return seed
+        raise TypeError(f"{name} must be a non-negative integer or a sequence of them, "
+                        f"got {seed!r}")
     check_integer(seed, name, low=0)
     return seed
 

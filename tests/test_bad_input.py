@@ -444,3 +444,11 @@ def test_exact_transport_too_large_for_memory_is_refused():
     big = Measure(np.tile([[0.0, 0.0, 1.0]], (1_000_000, 1)))
     with pytest.raises(MemoryError, match="cost matrix"):
         wasserstein_sphere(big, big)
+
+
+def test_seeds_accept_numpy_seeds_and_refuse_the_rest():
+    assert sample(None, n=3, d=3, seed=[7, 100, 0]).shape == (3, 3)  # SeedSequence entropy
+    with pytest.raises(TypeError, match="seed"):
+        sample(None, n=3, d=3, seed=[1.5, 2.0])
+    with pytest.raises(TypeError, match="seed"):
+        sample(None, n=3, d=3, seed=True)
