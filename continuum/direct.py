@@ -44,7 +44,7 @@ from numba import prange
 
 from .geometry import check_points
 
-__all__ = ["direct_field", "interaction_energy", "GEMM_MIN_D"]
+__all__ = ["direct_field", "interaction_energy", "log_kernel_mean", "GEMM_MIN_D"]
 
 _BLOCK = 256
 _TILE = 32
@@ -276,9 +276,13 @@ def direct_field(targets, sources, weights, model) -> np.ndarray:
             _field_kernel(targets, sources_t, weights, np.ascontiguousarray(model.A.T), model.V,
                           float(model.beta), bool(model.normalized), radius, out)
     if not np.all(np.isfinite(out)):
+        far = max(float(np.sqrt(np.max(np.einsum("ij,ij->i", targets, targets)))), radius)
+        stage = (f"; points lie up to |x| = {far:.3g} off the unit sphere: an integrator's "
+                 "stage has left it, so its step is too large for the field's scale (USA: "
+                 "e^(beta ||Q^T K||)); take a smaller step") if far > 1 + 1e-3 else ""
         raise FloatingPointError(
             f"attention field overflowed (USA with beta={model.beta:g}: e^(beta <Qx,Ky>) "
-            "exceeds the float64 range)")
+            f"exceeds the float64 range{stage})")
     return out
 
 
@@ -303,6 +307,55 @@ def _energy_kernel(points, weights, A, beta):
     return 0.5 * rows.sum()
 
 
+@nb.njit(parallel=True, fastmath=False, cache=True)
+def _log_row_kernel(points, weights, A, beta):
+    """log sum_j w_j e^{beta <x_i, A x_j>} for every i, shifted by the row's maximum score (so
+    no exponential overflows); -inf for an empty row."""
+    m, d = points.shape
+    out = np.empty(m)
+    for i in prange(m):
+        ax = np.empty(d)
+        for a in range(d):
+            t = 0.0
+            for b in range(d):
+                t += A[b, a] * points[i, b]
+            ax[a] = t
+        top = -np.inf
+        for j in range(m):
+            if weights[j] > 0:
+                s = 0.0
+                for a in range(d):
+                    s += ax[a] * points[j, a]
+                top = max(top, beta * s)
+        total = 0.0
+        for j in range(m):
+            if weights[j] > 0:
+                s = 0.0
+                for a in range(d):
+                    s += ax[a] * points[j, a]
+                total += weights[j] * math.exp(beta * s - top)
+        out[i] = top + math.log(total) if total > 0 else -np.inf
+    return out
+
+
+def log_kernel_mean(points, weights, model) -> float:
+    """log int int e^{beta <Qx, Ky>} dmu(x) dmu(y) for the probability measure
+    sum_j w_j delta_{x_j}, computed in log space (each row shifted by its largest score, the
+    rows combined by log-sum-exp), so it is finite for every beta; the interaction energy is
+    E = expm1(log_kernel_mean) / (2 beta)."""
+    points = np.ascontiguousarray(check_points(points, "points", model.d))
+    weights = np.ascontiguousarray(np.asarray(weights, dtype=np.float64))
+    rows = _log_row_kernel(points, weights, np.ascontiguousarray(model.A), float(model.beta))
+    keep = weights > 0
+    terms = np.log(weights[keep]) + rows[keep]
+    top = terms.max()
+    return float(top + np.log(np.sum(np.exp(terms - top))))
+
+
+#: beta ||Q^T K|| up to which e^{beta <Qx, Ky>} cannot overflow on the sphere
+_SAFE_EXPONENT = 700.0
+
+
 def interaction_energy(points, weights, model) -> float:
     """Interaction energy of the measure sum_j w_j delta_{x_j}:
 
@@ -314,8 +367,20 @@ def interaction_energy(points, weights, model) -> float:
     which differs from (1/(2 beta)) int int e^{beta <Qx,Ky>} by the constant 1/(2 beta) for a
     probability measure and tends to (1/2) int int <Qx, Ky> as beta -> 0 (the value used at
     beta = 0). For USA with Q^T K = V = V^T it obeys dE/dt = int |X[mu]|^2 dmu.
+
+    While beta ||Q^T K|| <= 700 the double sum of expm1 (exact also as beta -> 0); beyond,
+    where single terms overflow, from :func:`log_kernel_mean` in log space: finite whenever E
+    itself is (inf only if E exceeds the float64 range, about beta > 710 for a cluster).
     """
     points = check_points(points, "points", model.d)
     weights = np.asarray(weights, dtype=np.float64)
+    radius = float(np.max(np.einsum("ij,ij->i", points, points), initial=0.0))
+    if model.beta * np.linalg.norm(model.A, 2) * radius > _SAFE_EXPONENT:
+        log_mean = log_kernel_mean(points, weights, model)
+        # (e^l - 1) / (2 beta) = e^{l - log(2 beta)} (1 - e^{-l}): e^l alone may overflow
+        if log_mean <= 0:
+            return float(np.expm1(log_mean) / (2 * model.beta))
+        with np.errstate(over="ignore"):
+            return float(np.exp(log_mean - np.log(2 * model.beta)) * -np.expm1(-log_mean))
     return float(_energy_kernel(np.ascontiguousarray(points), np.ascontiguousarray(weights),
                                 np.ascontiguousarray(model.A), float(model.beta)))

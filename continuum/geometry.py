@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from .checks import as_real_array
+
 __all__ = ["SPHERE_TOL", "sphere_area", "normalize", "tangent_project", "check_points",
            "check_on_sphere", "uniform_points", "circle_grid", "gauss_sphere_grid",
            "fibonacci_sphere", "angles_to_circle", "von_mises_density"]
@@ -34,8 +36,9 @@ def tangent_project(x: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def check_points(x, name: str, d: int | None = None) -> np.ndarray:
-    """``x`` as a float64 array (M, d) with finite entries (and d columns, if given)."""
-    x = np.asarray(x, dtype=np.float64)
+    """``x`` as a float64 array (M, d) of real numbers (no strings, bools or ragged rows)
+    with finite entries (and d columns, if given)."""
+    x = as_real_array(x, name)
     if x.ndim != 2:
         raise ValueError(f"{name} must be a 2-d array (M, d), got shape {x.shape}")
     if d is not None and x.shape[1] != d:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_array, check_real
+
 __all__ = ["evaluate_density", "check_total_mass", "nodal_density", "check_times", "MASS_ERROR"]
 
 #: |int rho0 - 1| above this is an error: quadrature and geometry explain far less
@@ -51,17 +53,12 @@ def nodal_density(rho0, points: np.ndarray, quadrature: np.ndarray):
 def check_times(T, times):
     """Validated (T, saved times): T >= 0 finite; times increasing in [0, T] (default 51
     equispaced)."""
-    try:
-        T = float(T)
-    except (TypeError, ValueError):
-        raise TypeError(f"T must be a number, got {T!r}") from None
-    if not np.isfinite(T) or T < 0:
-        raise ValueError(f"T must be finite and >= 0, got {T}")
+    T = check_real(T, "T", low=0)
     if times is None:
         times = np.linspace(0.0, T, 51) if T > 0 else np.zeros(1)
-    times = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)):
-        raise ValueError("times must be a non-empty 1-d array of finite numbers")
+    times = np.atleast_1d(check_array(times, "times"))
+    if times.ndim != 1 or times.size == 0:
+        raise ValueError(f"times must be a non-empty 1-d array, got shape {times.shape}")
     if np.any(np.diff(times) <= 0):
         raise ValueError("times must be strictly increasing")
     if times[0] < 0 or times[-1] > T * (1 + 1e-12):

@@ -25,11 +25,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .checks import as_real_array, check_choice, check_flag
 from .direct import direct_field
 from .direct import interaction_energy as direct_energy
+from .direct import log_kernel_mean as direct_log_kernel_mean
 from .geometry import check_on_sphere, check_points
+from .model import Attention
 
-__all__ = ["attention_field", "interaction_energy", "FIELD_METHODS"]
+__all__ = ["attention_field", "interaction_energy", "log_kernel_mean", "FIELD_METHODS"]
 
 FIELD_METHODS = ("auto", "direct", "harmonic")
 
@@ -77,9 +80,8 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
     array([[0. , 0.5, 0. ],
            [0.5, 0. , 0. ]])
     """
-    if method not in FIELD_METHODS:
-        raise ValueError(f"method must be one of {FIELD_METHODS}, got {method!r}")
-    if check:
+    check_choice(method, "method", FIELD_METHODS)
+    if check_flag(check, "check"):
         targets, sources, weights = _checked(targets, sources, weights, model)
     targets = np.ascontiguousarray(targets, dtype=np.float64)
     sources = np.ascontiguousarray(sources, dtype=np.float64)
@@ -134,11 +136,25 @@ def interaction_energy(points, weights, model) -> float:
     return direct_energy(points, weights, model)
 
 
+def log_kernel_mean(points, weights, model, energy: float | None = None) -> float:
+    """log int int e^{beta <Qx, Ky>} dmu dmu, finite for every beta (the energy's log-space
+    companion: E = expm1(log_kernel_mean) / (2 beta)). Given the measure's ``energy`` (finite,
+    beta > 0) it is log1p(2 beta E), free; else the shifted direct sum
+    (:func:`continuum.direct.log_kernel_mean`)."""
+    if model.beta == 0:
+        return 0.0
+    if energy is not None and np.isfinite(energy) and 2 * model.beta * energy < 1e300:
+        return float(np.log1p(2 * model.beta * energy))
+    return direct_log_kernel_mean(points, weights, model)
+
+
 def _checked(targets, sources, weights, model):
+    if not isinstance(model, Attention):
+        raise TypeError(f"model must be an Attention, got {type(model).__name__}")
     d = model.d
     targets = check_points(targets, "targets", d)
     sources = check_points(sources, "sources", d)
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = as_real_array(weights, "weights")
     if weights.shape != (sources.shape[0],):
         raise ValueError(f"weights must have shape ({sources.shape[0]},) to match sources, "
                          f"got {weights.shape}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import as_real_array
 from .geometry import check_on_sphere
 from .kernels import attention_field, interaction_energy
 
@@ -36,7 +37,7 @@ class Measure:
     weights: np.ndarray | None = None
 
     def __post_init__(self):
-        x = np.array(self.points, dtype=np.float64, copy=True)
+        x = np.array(as_real_array(self.points, "points"), copy=True)
         if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] < 1:
             raise ValueError(f"points must have shape (M, d) with M >= 1, d >= 2; got {x.shape}")
         if not np.all(np.isfinite(x)):
@@ -45,7 +46,7 @@ class Measure:
         if self.weights is None:
             w = np.full(x.shape[0], 1.0 / x.shape[0])
         else:
-            w = np.array(self.weights, dtype=np.float64, copy=True)
+            w = np.array(as_real_array(self.weights, "weights"), copy=True)
             if w.shape != (x.shape[0],):
                 raise ValueError(f"weights must have shape ({x.shape[0]},) to match points, "
                                  f"got {w.shape}")

@@ -22,19 +22,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import check_array, check_choice, check_flag, check_integer, check_real, check_seed
+
 __all__ = ["Attention", "lora_update", "lora_factors", "random_model"]
 
 
 def _matrix(value, d: int, name: str) -> np.ndarray:
-    """Validated read-only float64 copy of a d x d matrix (identity when ``value`` is None)."""
+    """Validated read-only float64 copy of a d x d matrix of real numbers (identity when
+    ``value`` is None); ragged, string or boolean input is an error naming ``name``."""
     if value is None:
         out = np.eye(d)
     else:
-        out = np.array(value, dtype=np.float64, copy=True)
+        out = check_array(value, name)
         if out.shape != (d, d):
             raise ValueError(f"{name} must have shape ({d}, {d}) for d={d}, got {out.shape}")
-        if not np.all(np.isfinite(out)):
-            raise ValueError(f"{name} has non-finite entries (NaN or inf)")
     out.setflags(write=False)
     return out
 
@@ -64,19 +65,9 @@ class Attention:
     A: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
-        if isinstance(self.d, bool) or not isinstance(self.d, (int, np.integer)) or self.d < 2:
-            raise ValueError(f"d must be an integer >= 2, got {self.d!r}")
-        d = int(self.d)
-        try:
-            beta = float(self.beta)
-        except (TypeError, ValueError):
-            raise TypeError(f"beta must be a real number, got {self.beta!r}") from None
-        if not np.isfinite(beta):
-            raise ValueError(f"beta must be finite, got {beta}")
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
-        if not isinstance(self.normalized, (bool, np.bool_)):
-            raise TypeError(f"normalized must be a bool, got {self.normalized!r}")
+        d = check_integer(self.d, "d", low=2)
+        beta = check_real(self.beta, "beta", low=0)
+        check_flag(self.normalized, "normalized")
         Q, K, V = (_matrix(getattr(self, n), d, n) for n in "QKV")
         A = Q.T @ K
         A.setflags(write=False)
@@ -123,26 +114,23 @@ def lora_factors(d: int, rank: int, norm: float | None, target: str = "V", seed=
     has the requested spectral norm, and ``scale = alpha / r`` is returned. If ``alpha`` is
     given, it is used as is and ``norm`` must be None.
     """
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
-        raise ValueError(f"d must be an integer >= 2, got {d!r}")
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= d:
-        raise ValueError(f"rank must be an integer in [1, d={d}], got {rank!r}")
-    if target not in _TARGETS:
-        raise ValueError(f"target must be one of {_TARGETS}, got {target!r}")
-    rng = np.random.default_rng(seed)
-    B = rng.standard_normal((d, rank))
-    A = rng.standard_normal((rank, d))
+    d = check_integer(d, "d", low=2)
+    rank = check_integer(rank, f"rank (d={d})", low=1, high=d)
+    check_choice(target, "target", _TARGETS)
+    check_seed(seed)
     if alpha is None:
-        if norm is None or not np.isfinite(float(norm)) or norm < 0:
-            raise ValueError(f"norm must be a finite number >= 0, got {norm!r}")
-        scale = float(norm) / np.linalg.norm(B @ A, 2)
+        if norm is None:
+            raise ValueError("norm must be given (a finite number >= 0), or alpha")
+        norm = check_real(norm, "norm", low=0)
     else:
         if norm is not None:
             raise ValueError("give either norm or alpha, not both")
-        if not np.isfinite(alpha):
-            raise ValueError(f"alpha must be finite, got {alpha!r}")
-        scale = float(alpha) / rank
-    return B, A, scale
+        alpha = check_real(alpha, "alpha")
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((d, rank))
+    A = rng.standard_normal((rank, d))
+    scale = norm / np.linalg.norm(B @ A, 2) if alpha is None else alpha / rank
+    return B, A, float(scale)
 
 
 def lora_update(d: int, rank: int = 1, norm: float | None = None, target: str = "V", seed=0,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .kernels import log_kernel_mean
 from .measure import Measure
 
 __all__ = ["Solution", "finish_solution"]
@@ -26,7 +27,9 @@ class Solution:
         Nodal density values w.r.t. the surface measure (cell averages for finite volumes).
     diagnostics : dict of ndarray (nt,)
         Recorded along the run: ``mass`` (int rho, before normalisation), ``order_parameter``
-        |int x dmu|, ``energy`` (see kernels.interaction_energy), ``min_density``.
+        |int x dmu|, ``energy`` (see kernels.interaction_energy), ``log_kernel_mean``
+        (log int int e^{beta <Qx,Ky>} dmu dmu, computed in log space: finite where the energy
+        exceeds float64, E = expm1(log_kernel_mean) / (2 beta)), ``min_density``.
     info : dict
         Solver, resolution, step counts, the initial rescaling factor, warnings, ...
     model : Attention
@@ -62,14 +65,16 @@ def finish_solution(model, times, points, quadrature, densities, info) -> Soluti
     """Diagnostics at the saved times and the immutable Solution."""
     mass = densities @ quadrature
     clipped = np.maximum(-densities, 0.0) @ quadrature
-    order, energy = [], []
+    order, energy, log_mean = [], [], []
     for rho in densities:
         masses = np.maximum(rho, 0.0) * quadrature
         mu = Measure(points, masses / masses.sum())
         order.append(mu.order_parameter())
         energy.append(mu.interaction_energy(model))
+        log_mean.append(log_kernel_mean(mu.points, mu.weights, model, energy[-1]))
     diagnostics = {"mass": mass, "order_parameter": np.array(order),
-                   "energy": np.array(energy), "min_density": densities.min(axis=1)}
+                   "energy": np.array(energy), "log_kernel_mean": np.array(log_mean),
+                   "min_density": densities.min(axis=1)}
     info["clipped_mass"] = clipped
     for a in (times, points, quadrature, densities, *diagnostics.values()):
         a.setflags(write=False)

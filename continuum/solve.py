@@ -7,6 +7,9 @@ so that importing :mod:`continuum` does not load DOLFINx.
 
 from __future__ import annotations
 
+from .checks import check_choice
+from .model import Attention
+
 __all__ = ["solve", "check_method", "METHODS"]
 
 METHODS = ("spectral", "fv", "fem")
@@ -45,7 +48,9 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     -------
     Solution
     """
-    resolution = check_method(method, getattr(model, "d", None), resolution)
+    if not isinstance(model, Attention):
+        raise TypeError(f"model must be an Attention, got {type(model).__name__}")
+    resolution = check_method(method, model.d, resolution)
     if method == "spectral" and model.d == 3:
         from .sphere.spectral import solve_sphere_spectral
         return solve_sphere_spectral(model, rho0, T, resolution=resolution, times=times,
@@ -67,8 +72,7 @@ def check_method(method, d, resolution=None):
     in [2, 512] (spectral) or an icosphere level in [0, 7] (fem). ValueError or TypeError
     naming ``method``, ``d`` or ``resolution``. The studies call it for every point before any
     point runs."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice(method, "method", METHODS)
     allowed = {"fv": (2,), "spectral": (2, 3), "fem": (3,)}[method]
     if d not in allowed:
         where = " or ".join(f"d = {k} ({'circle' if k == 2 else '2-sphere'})" for k in allowed)

@@ -1,24 +1,96 @@
 """Time stepping shared by the particle integrator and the continuum solvers: the step scales,
-the progress bar and the one marching loop of the explicit solvers (:func:`march`)."""
+the progress bar, the guard against a collapsed step (:class:`StepGuard`) and the one marching
+loop of the explicit solvers (:func:`march`).
+
+A run whose step has collapsed (a stiff problem, a density concentrating below the grid scale,
+or USA's field scale e^{beta ||Q^T K||}) would otherwise crawl for hours without a word: every
+integrator counts its steps against ``max_steps`` (default :data:`MAX_STEPS`) and stops with a
+:class:`StepCollapseError` that says why and what to do as soon as the remaining time at the
+current step would need more.
+"""
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
 
-__all__ = ["field_scale", "default_dt", "march", "progress_bar"]
+__all__ = ["field_scale", "default_dt", "march", "progress_bar", "StepGuard",
+           "StepCollapseError", "collapse_reason", "MAX_STEPS"]
+
+#: default step budget of a run: beyond it a run is hours long and its step has collapsed
+MAX_STEPS = 10**6
 
 
 def field_scale(model) -> float:
-    """L_est = ||V||_2 (1 + 2 beta ||Q^T K||_2): the size of the field's Jacobian, used for the
-    default step and the stability check (a proxy, not a proven Lipschitz bound)."""
-    return float(np.linalg.norm(model.V, 2) * (1 + 2 * model.beta * np.linalg.norm(model.A, 2)))
+    """L_est = ||V||_2 (1 + 2a) (SA) or ||V||_2 e^a (1 + 2a) (USA), a = beta ||Q^T K||_2: the
+    size of the field's Jacobian, used for the default step and the stability check (a proxy,
+    not a proven Lipschitz bound). USA has no normaliser, so its field carries the kernel's
+    scale e^{beta <Qx, Ky>} <= e^a itself (``forgetting.bounds``: L_x <= ||V|| e^a (1 + a));
+    the factor is inf when e^a exceeds the float64 range."""
+    a = float(model.beta * np.linalg.norm(model.A, 2))
+    scale = float(np.linalg.norm(model.V, 2) * (1 + 2 * a))
+    if not model.normalized:
+        scale = math.inf if a > 700 else scale * math.exp(a)
+    return scale
 
 
 def default_dt(model) -> float:
-    """Default RK4 step: min(0.05, 0.1 / L_est), so that (dt L_est)^4 / 120 < 1e-6."""
+    """Default RK4 step: min(0.05, 0.1 / L_est), so that (dt L_est)^4 / 120 < 1e-6 (0 when
+    L_est is inf: no explicit step resolves such a field, :class:`StepGuard` says so)."""
     return min(0.05, 0.1 / max(field_scale(model), 1e-300))
+
+
+class StepCollapseError(RuntimeError):
+    """A run's step became so small that the remaining time needs more than ``max_steps``."""
+
+
+def collapse_reason(model, grid: bool = True) -> str:
+    """Why the step of a run of ``model`` may collapse, and what to do (for error messages);
+    ``grid`` False for particles (no resolution to blame)."""
+    a = float(model.beta * np.linalg.norm(model.A, 2))
+    if not model.normalized and a > 3:
+        scale = f"{math.exp(a):.3g}" if a < 700 else "beyond float64"
+        return (f"USA has no normaliser: its field carries the kernel's scale e^(beta "
+                f"||Q^T K||) = e^{a:.3g} = {scale}, so the dynamics run on times of order "
+                f"e^-{a:.3g}; rescale time (T times e^-{a:.3g}), lower beta, or use SA "
+                "(normalized=True)")
+    if not grid:
+        return (f"the field scale L_est = {field_scale(model):.3g} (beta ||Q^T K|| = {a:.3g}) "
+                "sets the step; lower beta, shorten T, or raise max_steps if the run really "
+                "needs them")
+    return (f"the field scale L_est = {field_scale(model):.3g} (beta ||Q^T K|| = {a:.3g}) and "
+            "a density concentrating below the grid scale make the problem stiff; lower the "
+            "resolution or beta, shorten T, use method='fv' on S^1 for clusters, or raise "
+            "max_steps if the run really needs them")
+
+
+class StepGuard:
+    """Stops a run whose step has collapsed, naming why (:func:`collapse_reason`).
+
+    ``check(t, dt)`` is called once per step with the step about to be taken (or just taken):
+    it raises :class:`StepCollapseError` when the steps taken exceed ``max_steps``, or when
+    (T - t) / dt, the steps still needed at this step, exceeds the budget left on ``patience``
+    consecutive calls (an error-controlled integrator may shrink its step for a few steps
+    and recover: it grows by at most 10x per step, so a short transient does not trip it).
+    """
+
+    def __init__(self, T: float, max_steps: int, label: str, reason: str, patience: int = 1):
+        self.T, self.max_steps, self.label, self.reason = T, max_steps, label, reason
+        self.patience, self.steps, self.strikes = patience, 0, 0
+
+    def check(self, t: float, dt: float) -> None:
+        self.steps += 1
+        needed = (self.T - t) / dt if dt > 0 else math.inf
+        over = not needed <= self.max_steps - self.steps
+        self.strikes = self.strikes + 1 if over else 0
+        if self.steps > self.max_steps or self.strikes >= self.patience:
+            raise StepCollapseError(
+                f"{self.label}: the step is down to dt = {dt:.3g} at t = {t:.6g}: "
+                f"reaching T = {self.T:g} would take {needed:.3g} more steps, over "
+                f"max_steps = {self.max_steps} ({self.steps} taken). Why and what to do: "
+                f"{self.reason}")
 
 
 def progress_bar(progress, T: float, label: str):
@@ -32,7 +104,8 @@ def progress_bar(progress, T: float, label: str):
                            "[{elapsed}<{remaining}]")
 
 
-def march(state, times, T: float, propose, step, save, progress=None, label: str = "march"):
+def march(state, times, T: float, propose, step, save, progress=None, label: str = "march",
+          max_steps: int = MAX_STEPS, reason: str = ""):
     """The one time-marching loop of the explicit solvers (FV on S^1, DG on S^2).
 
     Starting from ``state`` at t = 0, repeat: at a saved time ``times[k]`` call
@@ -42,12 +115,14 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
     ``new, ok = step(state, dt, context)`` the scheme's step. A step that reports ``ok = False``
     (e.g. a stage violated the positivity bound because the speed grew within the step) is
     redone with half the step; a step limit or a halved step below 1e-14 T raises instead of
-    looping for ever.
+    looping for ever, and so does a step limit at which the remaining time needs more than
+    ``max_steps`` steps (:class:`StepGuard`, with ``reason`` saying why and what to do).
 
     Returns (final state, {"steps": ..., "step_halvings": ...}).
     """
     t, k, steps, halvings = 0.0, 0, 0, 0
     floor = 1e-14 * max(1.0, T)
+    guard = StepGuard(T, max_steps, label, reason)
     with progress_bar(progress, T, label) as bar:
         while k < len(times):
             if t >= times[k] - floor:
@@ -56,8 +131,10 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
                 continue
             dt_max, context = propose(state)
             if not (np.isfinite(dt_max) and dt_max > floor):  # would never reach times[k]
-                raise RuntimeError(f"{label}: the scheme's step limit is {dt_max:.3g} at t = "
-                                   f"{t:.6g} (not a positive number above {floor:.1e})")
+                raise StepCollapseError(f"{label}: the scheme's step limit is {dt_max:.3g} at "
+                                        f"t = {t:.6g} (not a positive number above "
+                                        f"{floor:.1e}). {reason}")
+            guard.check(t, dt_max)  # a collapsed step: say why before crawling
             dt = min(dt_max, times[k] - t)
             while True:
                 new, ok = step(state, dt, context)

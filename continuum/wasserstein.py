@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_integer, check_memory, check_real
+from .measure import Measure
+
 __all__ = ["wasserstein_sphere", "wasserstein_circle", "wasserstein_reduced",
            "reduce_pair", "ground_cost"]
 
@@ -45,10 +48,11 @@ def wasserstein_sphere(mu, nu, p: int = 2, cost: str = "geodesic") -> float:
     """
     import ot
 
-    if mu.d != nu.d:
-        raise ValueError(f"measures live in different dimensions: d={mu.d} and d={nu.d}")
-    if p < 1:
-        raise ValueError(f"p must be >= 1, got {p}")
+    _check_pair(mu, nu)
+    p = check_real(p, "p", low=1)
+    # the cost matrix and its p-th power, float64
+    check_memory(16.0 * mu.size * nu.size, "mu, nu",
+                 f"a {mu.size} x {nu.size} cost matrix (use wasserstein_reduced)")
     M = ground_cost(mu.points, nu.points, cost) ** p
     value = ot.emd2(mu.weights, nu.weights, M, numItermax=10_000_000)
     return float(max(value, 0.0) ** (1.0 / p))
@@ -140,8 +144,9 @@ def wasserstein_reduced(mu, nu, max_support: int | None = 2000):
     """
     import ot
 
-    if mu.d != nu.d:
-        raise ValueError(f"measures live in different dimensions: d={mu.d} and d={nu.d}")
+    _check_pair(mu, nu)
+    if max_support is not None:
+        max_support = check_integer(max_support, "max_support", low=1)
     if mu.size == nu.size and np.array_equal(mu.points, nu.points) and \
             np.array_equal(mu.weights, nu.weights):
         return {1: 0.0, 2: 0.0}, {1: 0.0, 2: 0.0}  # the same measure: exactly 0
@@ -154,6 +159,15 @@ def wasserstein_reduced(mu, nu, max_support: int | None = 2000):
         value = ot.emd2(mu_r.weights, nu_r.weights, dist**p, numItermax=10_000_000)
         values[p] = float(max(value, 0.0) ** (1.0 / p))
     return values, {p: e_mu[p] + e_nu[p] for p in (1, 2)}
+
+
+def _check_pair(mu, nu) -> None:
+    """Both arguments Measures on the same sphere (else an error naming mu / nu)."""
+    for name, m in (("mu", mu), ("nu", nu)):
+        if not isinstance(m, Measure):
+            raise TypeError(f"{name} must be a Measure, got {type(m).__name__}")
+    if mu.d != nu.d:
+        raise ValueError(f"measures live in different dimensions: d={mu.d} and d={nu.d}")
 
 
 def _circle_positions(mu) -> np.ndarray:
@@ -170,10 +184,8 @@ def wasserstein_circle(mu, nu, p: int = 1) -> float:
     the merged atoms. p > 1 uses POT's ``ot.wasserstein_circle`` (binary search on the same
     CDF formulation, Delon, Salomon, Sobolevski 2010), on positions scaled to [0, 1).
     """
-    if mu.d != nu.d:
-        raise ValueError(f"measures live in different dimensions: d={mu.d} and d={nu.d}")
-    if p < 1:
-        raise ValueError(f"p must be >= 1, got {p}")
+    _check_pair(mu, nu)
+    p = check_real(p, "p", low=1)
     a, b = _circle_positions(mu), _circle_positions(nu)
     if p == 1:
         s = np.concatenate([a, b])
@@ -190,4 +202,5 @@ def wasserstein_circle(mu, nu, p: int = 1) -> float:
     import ot
 
     value = ot.wasserstein_circle(a, b, mu.weights, nu.weights, p=p)
-    return float(2 * np.pi * max(np.asarray(value).item(), 0.0) ** (1.0 / p))  # POT: W_p^p on [0, 1)
+    # POT returns W_p^p on [0, 1)
+    return float(2 * np.pi * max(np.asarray(value).item(), 0.0) ** (1.0 / p))

@@ -19,16 +19,39 @@ w(x, y) = e^{beta <x, A y>} / Z(x), a probability density in y; USA: the kernel 
   at most ||Delta|| e^a.
 * beta = 0: X = P_x^perp V int y dmu, L_x = L_mu = ||V||, L = 2 ||V||.
 
-Gronwall: two measures driven by X (base) and X + delta X (fine-tuned, |delta X| <= eps) from
-the same initial measure satisfy d/dt W_1(mu_t, nu_t) <= L W_1 + eps with L = L_x + L_mu, so
+Gronwall: two measures driven by X (base) and X' (fine-tuned) from the same initial measure,
+with |X'[nu](x) - X[nu](x)| <= eps for every x and nu, satisfy (couple the two flows and use
+L_x, L_mu of the base field) d/dt W_1(mu_t, nu_t) <= L W_1 + eps with L = L_x + L_mu, so
 
 .. math::
 
     W_1(\\mu_T, \\nu_T) \\le \\varepsilon \\frac{e^{LT} - 1}{L}, \\qquad
     T_{dev}(\\delta) \\ge \\frac{\\log(1 + L\\delta/\\varepsilon)}{L},
 
-with eps = ||Delta V|| (SA) or ||Delta V|| e^a (USA), W_1 with the chordal (Euclidean) ground
-cost. The bound holds but is pessimistic (L ~ 185 for beta = 1 and random 3 x 3 matrices).
+W_1 with the chordal (Euclidean) ground cost. The bound holds but is pessimistic (L ~ 185
+for beta = 1 and random 3 x 3 matrices).
+
+The forcing eps (log eps from :func:`perturbation_log_forcing`) covers a change of V and of
+the kernel: write B = beta Q^T K (base) and B' = beta' Q'^T K' (fine-tuned),
+dB = ||B' - B||, dV = ||V' - V||. Then X' - X = P_x^perp (V' - V) m' + P_x^perp V (m' - m),
+with m, m' the attention averages under B, B' (|P_x^perp| <= 1).
+
+* SA: |m'| <= 1, and along B_s = B + s (B' - B) the softmax average moves by
+  d m / ds = Cov_w(y, <x, (B' - B) y>) (w the softmax weights of B_s), whose norm is at most
+  sqrt(Var_w y) sqrt(Var_w <x, (B' - B) y>) <= 1 * dB (|y| = 1, |<x, (B' - B) y>| <= dB).
+  So eps = dV + ||V|| dB.
+* USA: the kernel itself, |e^{<x, B' y>}| <= e^{a'} with a' = max(||B||, ||B'||) (the norm
+  is convex along the segment), and d/ds e^{<x, B_s y>} y = <x, (B' - B) y> e^{<x, B_s y>} y
+  has norm <= dB e^{a'}. So eps = e^{a'} (dV + ||V|| dB).
+* beta = beta' = 0: the kernel is constant, eps = dV.
+
+A LoRA update of V alone gives the familiar eps = ||Delta V|| (SA) or ||Delta V|| e^a (USA);
+an update of Q or K gives dB = beta ||Q'^T K' - Q^T K|| > 0 although Delta V = 0.
+
+Everything is computed in log space (log L, log eps): with a = beta ||Q^T K|| beyond ~355 (SA)
+e^{2a} exceeds float64; the constants are then reported as inf, the bound on W_1 as inf for
+t > 0, and T_dev's lower bound from log(1 + L delta / eps) / L with L delta / eps formed from
+the logs (0 when L itself is inf): never an OverflowError or a NaN after the runs are done.
 
 Spectral gap. For a Dirac initial measure the measure stays a Dirac and
 x(t) = e^{tV} x0 / |e^{tV} x0| (SA, any beta; the softmax weight of a single atom is 1). With
@@ -44,56 +67,117 @@ import math
 
 import numpy as np
 
-__all__ = ["lipschitz_constants", "gronwall_bound", "deviation_time_lower_bound",
+from continuum import Attention
+from continuum.checks import check_real
+
+__all__ = ["lipschitz_constants", "perturbation_log_forcing", "gronwall_bound",
+           "deviation_time_lower_bound",
            "spectral_gap", "dirac_angle", "dirac_time_to_deviation"]
 
 
-def lipschitz_constants(model) -> dict:
-    """{'a', 'L_x', 'L_mu', 'L', 'forcing'}: the constants of the module docstring.
+def _exp(x: float) -> float:
+    """e^x, inf beyond the float64 range (instead of OverflowError)."""
+    return math.exp(x) if x < 709.0 else math.inf
 
-    ``forcing`` multiplies ||Delta V|| to give eps (1 for SA, e^a for USA).
+
+def lipschitz_constants(model) -> dict:
+    """{'a', 'L_x', 'L_mu', 'L', 'forcing', 'log_L', 'log_forcing'}: the constants of the
+    module docstring, computed in log space (``L`` and ``forcing`` are inf where they exceed
+    float64; their logs stay finite).
+
+    ``forcing`` multiplies ||Delta V|| to give eps for a change of V alone (1 for SA, e^a for
+    USA); :func:`perturbation_log_forcing` gives eps for any change.
     """
     a = float(model.beta * np.linalg.norm(model.A, 2))
     v = float(np.linalg.norm(model.V, 2))
+    log_v = math.log(v) if v > 0 else -math.inf
     if model.beta == 0:
         lx = lmu = v
-        forcing = 1.0
+        log_l, log_forcing = log_v + math.log(2), 0.0
     elif model.normalized:
         lx = v * (1 + a)
-        lmu = v * math.exp(2 * a) * (1 + 2 * a)
-        forcing = 1.0
+        log_lmu = log_v + 2 * a + math.log1p(2 * a)  # ||V|| e^{2a} (1 + 2a)
+        lmu = _exp(log_lmu)
+        log_l = float(np.logaddexp(log_v + math.log1p(a), log_lmu))
+        log_forcing = 0.0
     else:
-        lx = lmu = v * math.exp(a) * (1 + a)
-        forcing = math.exp(a)
-    return {"a": a, "L_x": lx, "L_mu": lmu, "L": lx + lmu, "forcing": forcing}
+        log_lx = log_v + a + math.log1p(a)  # ||V|| e^a (1 + a)
+        lx = lmu = _exp(log_lx)
+        log_l, log_forcing = log_lx + math.log(2), a
+    return {"a": a, "L_x": lx, "L_mu": lmu, "L": _exp(log_l), "forcing": _exp(log_forcing),
+            "log_L": log_l, "log_forcing": log_forcing}
 
 
-def _eps(model, delta_norm):
-    if delta_norm < 0 or not np.isfinite(delta_norm):
-        raise ValueError(f"delta_norm must be finite and >= 0, got {delta_norm}")
-    return lipschitz_constants(model)["forcing"] * float(delta_norm)
+def perturbation_log_forcing(model, tuned) -> float:
+    """log eps, eps = sup_{x, nu} |X_tuned[nu](x) - X_base[nu](x)| bounded as in the module
+    docstring from dV = ||V' - V|| and dB = ||beta' Q'^T K' - beta Q^T K|| (any change of V,
+    Q, K or beta): SA eps = dV + ||V|| dB, USA eps = e^{a'} (dV + ||V|| dB),
+    a' = max(||B||, ||B'||). -inf when the models are the same."""
+    for name, m in (("model", model), ("tuned", tuned)):
+        if not isinstance(m, Attention):
+            raise TypeError(f"{name} must be an Attention, got {type(m).__name__}")
+    if tuned.d != model.d or tuned.normalized != model.normalized:
+        raise ValueError(f"tuned must have the base model's d={model.d} and normalisation "
+                         f"({model.name}), got d={tuned.d}, {tuned.name}")
+    B, B2 = model.beta * model.A, tuned.beta * tuned.A
+    dv = float(np.linalg.norm(tuned.V - model.V, 2))
+    db = float(np.linalg.norm(B2 - B, 2))
+    total = dv + float(np.linalg.norm(model.V, 2)) * db
+    if total == 0:
+        return -math.inf
+    scale = 0.0 if model.normalized else max(float(np.linalg.norm(B, 2)),
+                                             float(np.linalg.norm(B2, 2)))
+    return scale + math.log(total)
 
 
-def gronwall_bound(model, delta_norm: float, t):
+def _log_eps(model, delta_norm) -> float:
+    """log eps for ``delta_norm``: ||Delta V|| (a number) or the fine-tuned Attention."""
+    if isinstance(delta_norm, Attention):
+        return perturbation_log_forcing(model, delta_norm)
+    eps = check_real(delta_norm, "delta_norm (||Delta V||, or the fine-tuned Attention)", low=0)
+    return lipschitz_constants(model)["log_forcing"] + math.log(eps) if eps > 0 else -math.inf
+
+
+def gronwall_bound(model, delta_norm, t):
     """eps (e^{L t} - 1) / L: upper bound on W_1 (chordal) between base and fine-tuned runs.
 
-    ``model`` is the base model (its constants bound both fields' Lipschitz behaviour for small
-    perturbations; for a rigorous statement use the larger of base and fine-tuned constants,
-    see :func:`lipschitz_constants`); ``delta_norm`` = ||Delta V||_2.
+    ``model`` is the base model (its L_x, L_mu enter the coupling argument); ``delta_norm`` is
+    ||Delta V||_2 (a change of V alone) or the fine-tuned Attention itself, whose changes of
+    V, Q, K (and beta) all enter eps (:func:`perturbation_log_forcing`). inf where the bound
+    exceeds float64 (vacuous), never NaN; eps t for L = 0.
     """
-    L = lipschitz_constants(model)["L"]
+    c = lipschitz_constants(model)
+    log_eps = _log_eps(model, delta_norm)
     t = np.asarray(t, dtype=np.float64)
-    with np.errstate(over="ignore"):  # e^{L t} beyond float64: the bound is +inf (vacuous)
-        return _eps(model, delta_norm) * np.expm1(L * t) / L
+    if log_eps == -math.inf:
+        return np.zeros_like(t)
+    if c["L"] == 0:
+        return math.exp(log_eps) * t
+    # exp(log eps - log L + log(e^{Lt} - 1)): e^{-log L} may underflow while e^{Lt} overflows
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # masked by t > 0
+        x = c["L"] * t
+        log_grow = np.where(x > 30, x + np.log1p(-np.exp(-np.minimum(x, 745.0))),
+                            np.log(np.expm1(np.minimum(x, 30.0))))
+        return np.where(t > 0, np.exp(log_eps - c["log_L"] + log_grow), 0.0)
 
 
-def deviation_time_lower_bound(model, delta_norm: float, delta: float) -> float:
-    """log(1 + L delta / eps) / L: no deviation delta (in W_1) can happen earlier."""
-    L = lipschitz_constants(model)["L"]
-    eps = _eps(model, delta_norm)
-    if eps == 0:
+def deviation_time_lower_bound(model, delta_norm, delta: float) -> float:
+    """log(1 + L delta / eps) / L: no deviation delta (in W_1) can happen earlier.
+
+    ``delta_norm`` as in :func:`gronwall_bound` (||Delta V|| or the fine-tuned Attention).
+    L delta / eps is formed from the logs, so a huge L or eps gives a number, not NaN."""
+    delta = check_real(delta, "delta", low=0, low_open=True)
+    c = lipschitz_constants(model)
+    log_eps = _log_eps(model, delta_norm)
+    if log_eps == -math.inf:
         return math.inf
-    return math.log1p(L * delta / eps) / L
+    if c["L"] == 0:
+        return delta / math.exp(log_eps)
+    if c["L"] == math.inf:
+        return 0.0  # log(1 + L delta / eps) / L -> 0 as L -> inf
+    ratio = _exp(c["log_L"] + math.log(delta) - log_eps)
+    return math.log1p(ratio) / c["L"] if ratio < math.inf else \
+        (c["log_L"] + math.log(delta) - log_eps) / c["L"]
 
 
 def spectral_gap(V) -> tuple[float, np.ndarray]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from continuum import Measure, solve
+from continuum import Attention, Measure, solve
+from continuum.checks import check_array, check_choice, check_real
 from continuum.wasserstein import wasserstein_circle, wasserstein_reduced, wasserstein_sphere
 from particles import sample, simulate
 
@@ -70,6 +71,7 @@ def deviation(base, tuned, p: int = 2) -> np.ndarray:
     saved time of two runs (Trajectory or Solution) with the same saved times."""
     if len(base.times) != len(tuned.times) or np.any(base.times != tuned.times):
         raise ValueError("base and tuned runs must have the same saved times")
+    p = check_real(p, "p", low=1)
     out = np.empty(len(base.times))
     for i in range(len(out)):
         mu, nu = base.measure(i), tuned.measure(i)
@@ -101,9 +103,11 @@ def deviations(base, tuned, max_support: int | None = 2000) -> dict:
 
 def time_to_deviation(times, D, delta: float) -> float:
     """First time D reaches ``delta`` (linear interpolation between saved times), inf if never."""
-    times, D = np.asarray(times, dtype=float), np.asarray(D, dtype=float)
-    if delta <= 0:
-        raise ValueError(f"delta must be > 0, got {delta}")
+    times, D = check_array(times, "times", ndim=1), check_array(D, "D", ndim=1)
+    if times.shape != D.shape:
+        raise ValueError(f"times and D must have the same length, got {times.size} and "
+                         f"{D.size}")
+    delta = check_real(delta, "delta", low=0, low_open=True)
     hit = np.nonzero(D >= delta)[0]
     if hit.size == 0:
         return float("inf")
@@ -151,8 +155,12 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
     resolution : continuum resolution (see ``continuum.solve``).
     **options : passed to ``particles.simulate`` or ``continuum.solve``.
     """
+    for name, m in (("model", model), ("tuned", tuned)):
+        if not isinstance(m, Attention):
+            raise TypeError(f"{name} must be an Attention, got {type(m).__name__}")
     if tuned.d != model.d:
         raise ValueError(f"base has d={model.d}, tuned has d={tuned.d}")
+    check_choice(backend, "backend", BACKENDS)
     if times is None:
         times = np.linspace(0.0, T, 51)
     args = (backend, rho0, T, times, n, x0, seed, resolution)
@@ -170,12 +178,13 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
 
 
 def gronwall_curve(model, tuned, times):
-    """(||Delta V||_2, the Gronwall bound on D at ``times``); zeros when Delta V = 0 (where
-    0 * e^{L t} could be 0 * inf)."""
-    delta_norm = float(np.linalg.norm(tuned.V - model.V, 2))
-    if delta_norm == 0:
-        return delta_norm, np.zeros(len(times))
-    return delta_norm, gronwall_bound(model, delta_norm, times)
+    """(||Delta||_2, the Gronwall bound on D at ``times``): ||Delta|| is the largest spectral
+    norm of the changes of Q, K and V (the LoRA update's norm for one target); the bound's
+    forcing covers all of them (``bounds.perturbation_log_forcing``), zeros when the models
+    are the same."""
+    delta_norm = max(float(np.linalg.norm(getattr(tuned, m) - getattr(model, m), 2))
+                     for m in "QKV")
+    return delta_norm, gronwall_bound(model, tuned, times)
 
 
 def run_backend(model, backend: str = "particles", rho0=None, T: float = 10.0, times=None,
@@ -184,8 +193,7 @@ def run_backend(model, backend: str = "particles", rho0=None, T: float = 10.0, t
     ``particles.Trajectory`` or a ``continuum.Solution``. The particles' initial tokens are
     ``x0``, or n tokens sampled from rho0 (default uniform) with ``seed``, so two calls with
     the same arguments start from the same measure."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    check_choice(backend, "backend", BACKENDS)
     if times is None:
         times = np.linspace(0.0, T, 51)
     if backend == "particles":

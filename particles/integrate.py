@@ -30,11 +30,28 @@ from pathlib import Path
 import numpy as np
 from scipy.integrate import DOP853
 
+from continuum.checks import (
+    check_choice,
+    check_flag,
+    check_integer,
+    check_memory,
+    check_output_path,
+    check_real,
+)
 from continuum.geometry import check_points
 from continuum.initial import check_times
 from continuum.kernels import FIELD_METHODS, attention_field
 from continuum.measure import Measure
-from continuum.timestep import default_dt, field_scale, progress_bar
+from continuum.model import Attention
+from continuum.timestep import (
+    MAX_STEPS,
+    StepCollapseError,
+    StepGuard,
+    collapse_reason,
+    default_dt,
+    field_scale,
+    progress_bar,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +91,7 @@ class Trajectory:
 
 def simulate(model, x0, T: float, times=None, dt: float | None = None, method: str = "rk4",
              rtol: float = 1e-10, atol: float = 1e-12, progress: bool | None = None,
-             checkpoint=None, field: str = "auto") -> Trajectory:
+             checkpoint=None, field: str = "auto", max_steps: int = MAX_STEPS) -> Trajectory:
     """Move N tokens by the attention dynamics dx_i/dt = X[mu_N](x_i) up to time T.
 
     Parameters
@@ -102,45 +119,70 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         call starts and belongs to the same run (same model, tokens, times, method and step
         or tolerances), the run resumes from it, so a crash or Ctrl-C loses at most one
         saved interval. "rk4" and "layers" resume bit for bit; "dop853" restarts its
-        error control at the last saved time (same tolerance, not bitwise).
+        error control at the last saved time (same tolerance, not bitwise). Its folder is
+        created if needed; one that cannot be is an error before any work.
+    max_steps : int
+        Step budget: "rk4" and "layers" refuse a dt needing more steps before any work;
+        "dop853" stops with ``continuum.timestep.StepCollapseError`` (saying why) when its
+        step stays so small that the rest of the run would need more.
 
     Returns
     -------
     Trajectory
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if field not in FIELD_METHODS:
-        raise ValueError(f"field must be one of {FIELD_METHODS}, got {field!r}")
+    if not isinstance(model, Attention):
+        raise TypeError(f"model must be an Attention, got {type(model).__name__}")
+    check_choice(method, "method", METHODS)
+    check_choice(field, "field", FIELD_METHODS)
+    check_flag(progress, "progress", allow_none=True)
+    max_steps = check_integer(max_steps, "max_steps", low=1)
     if isinstance(x0, Measure):
         points, weights = x0.points, x0.weights
     else:
         points = check_points(x0, "x0")
+        if points.shape[0] == 0:
+            raise ValueError(f"x0 must hold at least one token, got shape {points.shape}")
         weights = np.full(points.shape[0], 1.0 / points.shape[0])
     mu0 = Measure(points, weights)  # validates: on the sphere, probability weights
     if mu0.d != model.d:
         raise ValueError(f"x0 has d={mu0.d} columns but the model has d={model.d}")
     T, times = check_times(T, times)
+    scale = field_scale(model)
     if dt is None:
         dt = default_dt(model)
-    dt = float(dt)
-    if not np.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be finite and > 0, got {dt}")
-    if method == "rk4" and dt * field_scale(model) > RK4_REAL_STABILITY:
+        if not dt > 0:  # USA with e^{beta ||Q^T K||} beyond float64: no step resolves it
+            raise StepCollapseError(f"dt: no default step for this model (L_est = {scale:.3g})"
+                                    f". {collapse_reason(model, grid=False)}")
+    dt = check_real(dt, "dt", low=0, low_open=True)
+    if method == "rk4" and dt * scale > RK4_REAL_STABILITY:
         raise ValueError(f"dt={dt:g} is outside the RK4 stability interval: dt * L_est = "
-                         f"{dt * field_scale(model):.3g} > {RK4_REAL_STABILITY} "
-                         f"(L_est = ||V||(1 + 2 beta ||Q^T K||) = {field_scale(model):.3g})")
+                         f"{dt * scale:.3g} > {RK4_REAL_STABILITY} (L_est = ||V||(1 + 2a)"
+                         f"{'' if model.normalized else ' e^a'} = {scale:.3g}, "
+                         f"a = beta ||Q^T K||)")
     if method == "layers":
         layer_of = times / dt
         if np.max(np.abs(layer_of - np.round(layer_of))) > 1e-9 * max(1.0, layer_of.max()):
             raise ValueError(f"method='layers' saves after whole layers: every saved time "
                              f"must be a multiple of dt={dt:g}")
-    if method == "dop853":
-        for name, tol in (("rtol", rtol), ("atol", atol)):
-            if not np.isfinite(tol) or tol <= 0:
-                raise ValueError(f"{name} must be finite and > 0, got {tol}")
+    rtol = check_real(rtol, "rtol", low=0, low_open=True)
+    atol = check_real(atol, "atol", low=0, low_open=True)
+    if checkpoint is not None:
+        check_output_path(checkpoint, "checkpoint", folder=False)
     w = np.ascontiguousarray(weights)
     n, d = mu0.points.shape
+    # saved positions, plus the state and stages (RK4: 5 copies; DOP853: 16)
+    check_memory(8.0 * n * d * (times.size + 20), "x0 and times",
+                 f"{n} tokens in d={d} at {times.size} saved times")
+    label = f"simulate {method} N={n}"
+    guard = StepGuard(T, max_steps, label, collapse_reason(model, grid=False), patience=20)
+    if method != "dop853":  # fixed steps: the count is known before any work
+        gaps = np.diff(times, prepend=0.0)
+        total = int(np.sum(np.ceil(gaps / dt - 1e-9)))
+        if total > max_steps:
+            raise StepCollapseError(
+                f"{label}: dt = {dt:.3g} needs {total} steps to reach T = {T:g}, over "
+                f"max_steps = {max_steps}. Why and what to do: "
+                f"{collapse_reason(model, grid=False)}")
     out = np.empty((times.size, n, d))
     run_key = _fingerprint(model, mu0, times, method, dt, rtol, atol, field)
     state = _load_checkpoint(checkpoint, run_key, out)
@@ -164,17 +206,22 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                     solver = DOP853(lambda s, y: rhs(y.reshape(n, d)).ravel(), t, x.ravel(),
                                     max(T, times[-1]), rtol=rtol, atol=atol,
                                     first_step=h_last)
+                    seen = 0  # evaluations of this solver already counted
                 while solver.t < t_save:
                     message = solver.step()
                     if solver.status == "failed":
-                        raise RuntimeError(f"DOP853 failed at t={solver.t:g}: {message}")
+                        raise StepCollapseError(f"DOP853 failed at t={solver.t:g}: {message}. "
+                                                f"{collapse_reason(model, grid=False)}")
+                    guard.check(solver.t, solver.step_size)
                     bar.update(min(solver.t, T) - bar.n)
                 y = solver.y if solver.t == t_save else solver.dense_output()(t_save)
                 y = y.reshape(n, d)
                 counter["radius_drift"] = max(counter.get("radius_drift", 0.0),
                                               float(np.abs(np.linalg.norm(y, axis=1) - 1).max()))
-                counter["nfev"] = counter.get("nfev", 0) + solver.nfev - counter.get("_seen", 0)
-                counter["_seen"] = solver.nfev
+                # a resumed run starts a new solver: count its evaluations from 0, on top of
+                # those of the checkpoint
+                counter["nfev"] = counter.get("nfev", 0) + solver.nfev - seen
+                seen = solver.nfev
                 h_last = solver.h_abs if solver.h_abs else None
                 x = y / np.linalg.norm(y, axis=1, keepdims=True)
         else:
@@ -198,7 +245,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         if checkpoint is not None:
             _save_checkpoint(checkpoint, run_key, k + 1, t, x, out[:k + 1], counter, h_last)
     bar.close()
-    counter.pop("_seen", None)
+    counter.pop("_seen", None)  # written by checkpoints of earlier versions
     info.update(counter)
     info.update({"rtol": rtol, "atol": atol} if method == "dop853" else {"dt": dt})
     info["wall_time_s"] = _time.perf_counter() - wall

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from continuum.checks import check_integer, check_memory, check_seed
 from continuum.geometry import circle_grid, gauss_sphere_grid, sphere_area, uniform_points
 from continuum.initial import check_total_mass, evaluate_density
 from continuum.measure import Measure
@@ -59,10 +60,10 @@ def sample(rho0=None, n: int = 1000, d: int = 3, seed=0) -> np.ndarray:
     -------
     ndarray (n, d)
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
-        raise ValueError(f"d must be an integer >= 2, got {d!r}")
+    n = check_integer(n, "n", low=1)
+    d = check_integer(d, "d", low=2)
+    check_seed(seed)
+    check_memory(8.0 * n * d * 3, "n", f"{n} tokens in d={d} (with rejection batches)")
     rng = np.random.default_rng(seed)
     if rho0 is None or (isinstance(rho0, str) and rho0 == "uniform"):
         return uniform_points(n, d, rng)

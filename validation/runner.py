@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from continuum.checks import check_integer, check_output_path
 from validation import CASES, COST_S, EXTENDED_CASES
 from validation.record import Record
 
@@ -103,7 +104,17 @@ def _execute(pieces, out, quick, workers):
 
 def run(out: Path, quick: bool, only=None, workers: int = 1, extended: bool = False
         ) -> list[Record]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the cases (``only``: a non-empty list of names, or None for all) in ``workers``
+    processes and write the records and the report into ``out``."""
+    if only is not None:
+        if isinstance(only, str) or not list(only):
+            raise ValueError(f"only must be a non-empty list of case names (None: every "
+                             f"case), got {only!r}")
+        unknown = sorted(set(only) - set(CASES + EXTENDED_CASES))
+        if unknown:
+            raise ValueError(f"only: unknown cases {unknown}; known: {CASES + EXTENDED_CASES}")
+    workers = check_integer(workers, "workers", low=1)
+    out = check_output_path(out, "out", folder=True)
     (out / "records").mkdir(exist_ok=True)
     names = [name for name in CASES + EXTENDED_CASES
              if (name in only if only else (extended or name in CASES))]
@@ -174,8 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("validation-out"),
                         help="output folder (default: ./validation-out)")
     parser.add_argument("--quick", action="store_true", help="smaller problems")
-    parser.add_argument("--only", nargs="*", choices=CASES + EXTENDED_CASES,
-                        help="run only these cases")
+    parser.add_argument("--only", nargs="+", choices=CASES + EXTENDED_CASES, metavar="NAME",
+                        help="run only these cases (at least one name)")
     parser.add_argument("--extended", action="store_true",
                         help=f"also the long cases {', '.join(EXTENDED_CASES)}")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -183,6 +194,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be a positive integer, got {args.workers}")
+    try:  # before any case runs: an output folder that cannot be made would lose the results
+        check_output_path(args.out, "--out", folder=True)
+    except ValueError as err:
+        parser.error(str(err))
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     t0 = time.perf_counter()
     records = run(args.out, args.quick, args.only, args.workers, args.extended)

@@ -40,10 +40,11 @@ import warnings
 import numba
 import numpy as np
 
+from ..checks import check_choice, check_flag, check_integer, check_memory, check_real
 from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
 from ..solution import Solution, finish_solution
-from ..timestep import march
+from ..timestep import MAX_STEPS, collapse_reason, march
 from .field import choose_path, circle_velocity, is_rotation_kernel, kernel_fft
 from .grid import check_resolution, grid, tangents
 
@@ -155,7 +156,7 @@ class FVOperator:
 
 
 def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc", field="auto",
-             cluster_fraction=0.9, progress=None) -> Solution:
+             cluster_fraction=0.9, progress=None, max_steps=MAX_STEPS) -> Solution:
     """Finite-volume solution on S^1 (d = 2); see the module docstring.
 
     Parameters
@@ -170,15 +171,22 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
     field : {"auto", "fft", "kernel"}
     cluster_fraction : float, threshold of the under-resolution warning
     progress : bool or None, tqdm bar on stderr (None: only when stderr is a terminal)
+    max_steps : int, step budget: a CFL step at which the rest of the run needs more raises
+        ``continuum.timestep.StepCollapseError`` saying why (``collapse_reason``)
     """
     if model.d != 2:
         raise ValueError(f"the circle solvers need a d=2 model, got d={model.d}")
     n = check_resolution(resolution, minimum=8)
     T, times = check_times(T, times)
-    if not 0 < cfl <= 0.5:
-        raise ValueError(f"cfl must be in (0, 1/2] (positivity of the upwind scheme), got {cfl}")
-    if limiter not in LIMITERS:
-        raise ValueError(f"limiter must be one of {LIMITERS}, got {limiter!r}")
+    cfl = check_real(cfl, "cfl", low=0, low_open=True, high=0.5)  # positivity needs <= 1/2
+    check_choice(limiter, "limiter", LIMITERS)
+    cluster_fraction = check_real(cluster_fraction, "cluster_fraction", low=0, low_open=True,
+                                  high=1)
+    check_flag(progress, "progress", allow_none=True)
+    max_steps = check_integer(max_steps, "max_steps", low=1)
+    # the saved densities plus about ten work vectors of n cells (stages, slopes, FFTs)
+    check_memory(8.0 * n * (times.size + 10), "resolution",
+                 f"{n} cells x {times.size} saved times")
     path = choose_path(model, field)
     h = 2 * np.pi / n
     centres = grid(n, offset=0.5)
@@ -213,7 +221,7 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
                           "grid for its shape", stacklevel=4)
 
     _, counts = march(rho, times, T, propose, step, save, progress=progress,
-                      label=f"fv n={n}")
+                      label=f"fv n={n}", max_steps=max_steps, reason=collapse_reason(model))
     info = {"method": "fv", "resolution": n, "cfl": cfl, "limiter": limiter, "field": path,
             **counts, "initial_rescaling": factor, "wall_time_s": _time.perf_counter() - wall}
     if warned:

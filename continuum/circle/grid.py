@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_integer
+
 __all__ = ["grid", "tangents", "spectral_derivative", "fourier_interpolate",
            "fourier_restrict", "check_resolution"]
 
@@ -62,8 +64,7 @@ def fourier_restrict(g: np.ndarray, n: int) -> np.ndarray:
 def check_resolution(resolution, minimum: int) -> int:
     """The number of nodes or cells n: an even integer >= ``minimum`` (else an error naming
     ``resolution``)."""
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
-        raise TypeError(f"resolution must be an integer, got {resolution!r}")
-    if resolution < minimum or resolution % 2:
-        raise ValueError(f"resolution must be an even integer >= {minimum}, got {resolution}")
-    return int(resolution)
+    n = check_integer(resolution, "resolution", low=minimum)
+    if n % 2:
+        raise ValueError(f"resolution must be an even integer >= {minimum}, got {n}")
+    return n

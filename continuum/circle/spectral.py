@@ -31,10 +31,11 @@ import warnings
 import numpy as np
 from scipy.integrate import DOP853
 
+from ..checks import check_flag, check_integer, check_memory, check_real
 from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
 from ..solution import Solution, finish_solution
-from ..timestep import progress_bar
+from ..timestep import MAX_STEPS, StepCollapseError, StepGuard, collapse_reason, progress_bar
 from .field import choose_path, circle_velocity
 from .grid import check_resolution, fourier_interpolate, fourier_restrict, grid, spectral_derivative
 
@@ -57,7 +58,7 @@ def spectral_rhs(model, rho, theta, h, path):
 
 
 def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=1e-12,
-                   field="auto", tail_tol=1e-6, progress=None) -> Solution:
+                   field="auto", tail_tol=1e-6, progress=None, max_steps=MAX_STEPS) -> Solution:
     """Spectral solution on S^1 (d = 2) of d/dt rho + d/dtheta (rho v[rho]) = 0.
 
     Parameters
@@ -76,11 +77,23 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
         Warn when the spectral tail exceeds this (under-resolution).
     progress : bool or None
         tqdm bar on stderr (None: only when stderr is a terminal).
+    max_steps : int
+        Step budget: when DOP853's step stays (20 steps running) so small that the rest of
+        the run would need more, the solver stops with ``StepCollapseError`` saying why
+        (under-resolution: the spectral tail; USA's scale e^{beta ||Q^T K||}; stiffness).
     """
     if model.d != 2:
         raise ValueError(f"the circle solvers need a d=2 model, got d={model.d}")
     n = check_resolution(resolution, minimum=8)
     T, times = check_times(T, times)
+    rtol = check_real(rtol, "rtol", low=0, low_open=True)
+    atol = check_real(atol, "atol", low=0, low_open=True)
+    tail_tol = check_real(tail_tol, "tail_tol", low=0, low_open=True)
+    check_flag(progress, "progress", allow_none=True)
+    max_steps = check_integer(max_steps, "max_steps", low=1)
+    # saved densities, DOP853's 12 stages and work vectors, the 3/2-padded product
+    check_memory(8.0 * n * (times.size + 30), "resolution",
+                 f"{n} nodes x {times.size} saved times")
     theta = grid(n)
     h = 2 * np.pi / n
     points = angles_to_circle(theta)
@@ -96,17 +109,39 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     tails = np.empty(times.size)
     info = {"method": "spectral", "resolution": n, "rtol": rtol, "atol": atol,
             "initial_rescaling": factor, "field": path}
-    solver = DOP853(rhs, 0.0, rho, max(T, times[-1]), rtol=rtol, atol=atol)
+    # first step: a grid-cell crossing at the initial speed (DOP853's own guess ignores the
+    # advective stability limit ~ h / max|v|; a stage of an unstable first step can overflow)
+    speed = float(np.abs(circle_velocity(model, theta, rho * h, path)[0]).max())
+    t_end = max(T, times[-1])
+    first = min(t_end, h / speed) if t_end > 0 and speed > 0 else None
+    solver = DOP853(rhs, 0.0, rho, t_end, rtol=rtol, atol=atol, first_step=first)
+    label = f"spectral solver (n={n})"
+    reason = collapse_reason(model)
+    guard = StepGuard(T, max_steps, label, reason, patience=20)
     with progress_bar(progress, T, f"spectral n={n}") as bar:
         for k, t_save in enumerate(times):
             while solver.t < t_save:
-                message = solver.step()
+                try:
+                    message = solver.step()
+                except FloatingPointError as err:  # a trial stage blew the density up
+                    raise StepCollapseError(
+                        f"{label} at t = {solver.t:.6g}: {err} in a trial step (the step "
+                        f"control cannot follow the field). Why and what to do: "
+                        f"{reason}") from None
+                tail = spectral_tail(solver.y)
                 if solver.status == "failed":
-                    tail = spectral_tail(solver.y)
-                    raise RuntimeError(
-                        f"spectral solver (n={n}) failed at t = {solver.t:.6g} ({message}); "
+                    raise StepCollapseError(
+                        f"{label} failed at t = {solver.t:.6g} ({message}); "
                         f"the density is no longer resolved (spectral tail {tail:.2g}): "
                         "increase resolution or use method='fv'")
+                try:
+                    guard.check(solver.t, solver.step_size)
+                except StepCollapseError as err:
+                    raise StepCollapseError(
+                        f"{err}. Spectral tail {tail:.2g}"
+                        + (f" > {tail_tol:g}: the density is no longer resolved on {n} nodes "
+                           "(increase resolution or use method='fv')" if tail > tail_tol
+                           else "")) from None
                 bar.update(min(solver.t, T) - bar.n)
             densities[k] = solver.y if solver.t == t_save else solver.dense_output()(t_save)
             tails[k] = spectral_tail(densities[k])

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_flag, check_integer, check_output_path, check_real
 from ..initial import check_times, check_total_mass, evaluate_density
 from ..kernels import attention_field
 from ..solution import finish_solution
-from ..timestep import default_dt, march
+from ..timestep import MAX_STEPS, collapse_reason, default_dt, march
 from .harmonic import (
     MAX_DEGREE,
     expansion_degree,
@@ -37,16 +38,12 @@ __all__ = ["solve_fem", "choose_sphere_path", "check_level"]
 
 def check_level(resolution) -> int:
     """The icosphere level: an integer in [0, 7] (else an error naming ``resolution``)."""
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or \
-            not 0 <= resolution <= 7:
-        raise ValueError(f"resolution (icosphere level) must be an integer in [0, 7], "
-                         f"got {resolution!r}")
-    return int(resolution)
+    return check_integer(resolution, "resolution (icosphere level)", low=0, high=7)
 
 
 def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limiter=True,
               quadrature_degree=1, max_dt=None, progress=None, output=None, comm=None,
-              field="auto"):
+              field="auto", max_steps=MAX_STEPS):
     """DG solution of d/dt rho + div_S(rho X[rho]) = 0 on the level-``resolution`` icosphere.
 
     Parameters
@@ -89,17 +86,25 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         "auto" = the tables where preferred, else harmonic from
         2^22 pairs on (level >= 4) while beta ||Q^T K|| <= 9, with the direct sum at vertices
         where the expansion's error bound exceeds 1e-10, else kernel.
+    max_steps : int
+        Step budget: a step at which the rest of the run needs more raises
+        ``continuum.timestep.StepCollapseError`` saying why (``collapse_reason``).
     """
     from .dg import SphereDG
 
     if model.d != 3:
         raise ValueError(f"method='fem' solves on S^2 and needs a d=3 model, got d={model.d}")
-    check_level(resolution)
-    if isinstance(cfl, bool) or not isinstance(cfl, (int, float)) or not 0 < cfl <= 1:
-        raise ValueError(f"cfl must be a number in (0, 1], got {cfl!r}")
-    if max_dt is not None and (isinstance(max_dt, bool) or not isinstance(max_dt, (int, float))
-                               or not (np.isfinite(max_dt) and max_dt > 0)):
-        raise ValueError(f"max_dt must be a finite number > 0 (or None), got {max_dt!r}")
+    resolution = check_level(resolution)
+    degree = check_integer(degree, "degree", low=1, high=2)
+    quadrature_degree = check_integer(quadrature_degree, "quadrature_degree", low=1, high=30)
+    cfl = check_real(cfl, "cfl", low=0, low_open=True, high=1)
+    if max_dt is not None:
+        max_dt = check_real(max_dt, "max_dt", low=0, low_open=True)
+    check_flag(limiter, "limiter")
+    check_flag(progress, "progress", allow_none=True)
+    max_steps = check_integer(max_steps, "max_steps", low=1)
+    if output is not None:
+        check_output_path(output, "output", folder=True)
     if not callable(rho0):
         raise TypeError(f"rho0 must be a callable mapping points (M, 3) to densities (M,), "
                         f"got {type(rho0).__name__}")
@@ -156,7 +161,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
 
         _, counts = march(state, times, T, propose, step, save,
                           progress=progress if dg.comm.rank == 0 else False,
-                          label=f"fem level {resolution}")
+                          label=f"fem level {resolution}", max_steps=max_steps,
+                          reason=collapse_reason(model))
     points = dg.gather_cells(dg.cell_centroid)
     areas = dg.gather_cells(dg.cell_area)
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,
