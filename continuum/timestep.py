@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["field_scale", "default_dt", "march", "progress_bar", "StepGuard",
+__all__ = ["field_scale", "default_dt", "march", "march_dop853", "progress_bar", "StepGuard",
            "StepCollapseError", "collapse_reason", "MAX_STEPS"]
 
 #: default step budget of a run: beyond it a run is hours long and its step has collapsed
@@ -149,3 +149,62 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
             steps += 1
             bar.update(min(dt, T - bar.n))
     return state, {"steps": steps, "step_halvings": halvings}
+
+
+def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step, label: str,
+                 reason: str, tail, tail_tol: float, resolution: str, remedy: str,
+                 progress=None, max_steps: int = MAX_STEPS):
+    """The time loop of the spectral solvers (S^1 and S^2): scipy's DOP853 on ``y' = rhs(y)``
+    from ``y0``, the solution at the saved ``times`` (dense output between steps).
+
+    After every step the spectral tail ``tail(y)`` is measured. A failed step ("step size
+    less than spacing"), a trial stage that overflows, or a step so small that the rest of
+    the run would exceed ``max_steps`` (:class:`StepGuard`, 20 steps running) raise
+    :class:`StepCollapseError` with ``reason`` and, when the tail exceeds ``tail_tol``, the
+    under-resolution at ``resolution`` and the ``remedy``. A saved state whose tail exceeds
+    ``tail_tol`` warns once. Returns (states (nt, n), tails (nt,), info) with info holding
+    ``nfev`` and, if it warned, ``under_resolved_from``.
+    """
+    import warnings
+
+    from scipy.integrate import DOP853
+
+    t_end = max(T, times[-1])
+    solver = DOP853(lambda t, y: rhs(y), 0.0, y0, t_end, rtol=rtol, atol=atol,
+                    first_step=first_step)
+    guard = StepGuard(T, max_steps, label, reason, patience=20)
+    states = np.empty((len(times), y0.size))
+    tails = np.empty(len(times))
+    info = {}
+    with progress_bar(progress, T, label) as bar:
+        for k, t_save in enumerate(times):
+            while solver.t < t_save:
+                try:
+                    message = solver.step()
+                except FloatingPointError as err:  # a trial stage blew the density up
+                    raise StepCollapseError(
+                        f"{label} at t = {solver.t:.6g}: {err} in a trial step (the step "
+                        f"control cannot follow the field). Why and what to do: "
+                        f"{reason}") from None
+                tail_now = tail(solver.y)
+                if solver.status == "failed":
+                    raise StepCollapseError(
+                        f"{label} failed at t = {solver.t:.6g} ({message}); the density is no "
+                        f"longer resolved (spectral tail {tail_now:.2g}): {remedy}")
+                try:
+                    guard.check(solver.t, solver.step_size)
+                except StepCollapseError as err:
+                    raise StepCollapseError(
+                        f"{err}. Spectral tail {tail_now:.2g}"
+                        + (f" > {tail_tol:g}: the density is no longer resolved on "
+                           f"{resolution} ({remedy})" if tail_now > tail_tol else "")) from None
+                bar.update(min(solver.t, T) - bar.n)
+            states[k] = solver.y if solver.t == t_save else solver.dense_output()(t_save)
+            tails[k] = tail(states[k])
+            if tails[k] > tail_tol and "under_resolved_from" not in info:
+                info["under_resolved_from"] = float(t_save)
+                warnings.warn(f"{label} no longer resolves the density from t = {t_save:g} "
+                              f"(spectral tail {tails[k]:.2g} > {tail_tol:g}: relative errors "
+                              f"of that size); {remedy}", stacklevel=4)
+    info["nfev"] = int(solver.nfev)
+    return states, tails, info

@@ -252,3 +252,27 @@ def test_clusters_beyond_the_band_limit_stop_with_an_error_naming_the_resolution
                                                   match="L=8.*increase resolution"):
         solve(Attention(beta=9.0, d=3), rho0, 30.0, method="spectral", resolution=8,
               times=np.linspace(0, 30, 31))
+
+
+def test_usa_scale_collapse_is_named_not_crawled():
+    """USA beta = 20: the field carries e^20, DOP853's step collapses; the step guard stops
+    the run with the USA reason instead of taking ~1e9 steps."""
+    from continuum.timestep import StepCollapseError
+
+    with pytest.raises(StepCollapseError, match="USA"):
+        solve(Attention(beta=20.0, d=3, normalized=False),
+              lambda p: poisson_density(p, [0.0, 0.0, 0.3]), 1.0, method="spectral",
+              resolution=8, times=[0, 1.0], tail_tol=1.0)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"rtol": "1e-8"}, TypeError), ({"atol": -1.0}, ValueError),
+    ({"max_steps": 0}, ValueError), ({"progress": "yes"}, TypeError),
+    ({"resolution": True}, TypeError),
+])
+def test_options_are_checked_and_named(kwargs, error):
+    name = next(iter(kwargs))
+    options = {"resolution": 8, **kwargs}
+    with pytest.raises(error, match=name):
+        solve(Attention(beta=1.0, d=3), lambda p: np.full(len(p), 1 / (4 * np.pi)), 1.0,
+              method="spectral", **options)

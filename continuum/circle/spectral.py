@@ -26,16 +26,14 @@ finite-volume solver is the right tool.
 from __future__ import annotations
 
 import time as _time
-import warnings
 
 import numpy as np
-from scipy.integrate import DOP853
 
 from ..checks import check_flag, check_integer, check_memory, check_real
 from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
 from ..solution import Solution, finish_solution
-from ..timestep import MAX_STEPS, StepCollapseError, StepGuard, collapse_reason, progress_bar
+from ..timestep import MAX_STEPS, collapse_reason, march_dop853
 from .field import choose_path, circle_velocity
 from .grid import check_resolution, fourier_interpolate, fourier_restrict, grid, spectral_derivative
 
@@ -101,12 +99,6 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     rho, factor = nodal_density(rho0, points, quadrature)
     path = choose_path(model, field)
     wall = _time.perf_counter()
-
-    def rhs(t, y):
-        return spectral_rhs(model, y, theta, h, path)
-
-    densities = np.empty((times.size, n))
-    tails = np.empty(times.size)
     info = {"method": "spectral", "resolution": n, "rtol": rtol, "atol": atol,
             "initial_rescaling": factor, "field": path}
     # first step: a grid-cell crossing at the initial speed (DOP853's own guess ignores the
@@ -114,43 +106,9 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     speed = float(np.abs(circle_velocity(model, theta, rho * h, path)[0]).max())
     t_end = max(T, times[-1])
     first = min(t_end, h / speed) if t_end > 0 and speed > 0 else None
-    solver = DOP853(rhs, 0.0, rho, t_end, rtol=rtol, atol=atol, first_step=first)
-    label = f"spectral solver (n={n})"
-    reason = collapse_reason(model)
-    guard = StepGuard(T, max_steps, label, reason, patience=20)
-    with progress_bar(progress, T, f"spectral n={n}") as bar:
-        for k, t_save in enumerate(times):
-            while solver.t < t_save:
-                try:
-                    message = solver.step()
-                except FloatingPointError as err:  # a trial stage blew the density up
-                    raise StepCollapseError(
-                        f"{label} at t = {solver.t:.6g}: {err} in a trial step (the step "
-                        f"control cannot follow the field). Why and what to do: "
-                        f"{reason}") from None
-                tail = spectral_tail(solver.y)
-                if solver.status == "failed":
-                    raise StepCollapseError(
-                        f"{label} failed at t = {solver.t:.6g} ({message}); "
-                        f"the density is no longer resolved (spectral tail {tail:.2g}): "
-                        "increase resolution or use method='fv'")
-                try:
-                    guard.check(solver.t, solver.step_size)
-                except StepCollapseError as err:
-                    raise StepCollapseError(
-                        f"{err}. Spectral tail {tail:.2g}"
-                        + (f" > {tail_tol:g}: the density is no longer resolved on {n} nodes "
-                           "(increase resolution or use method='fv')" if tail > tail_tol
-                           else "")) from None
-                bar.update(min(solver.t, T) - bar.n)
-            densities[k] = solver.y if solver.t == t_save else solver.dense_output()(t_save)
-            tails[k] = spectral_tail(densities[k])
-            if tails[k] > tail_tol and "under_resolved_from" not in info:
-                info["under_resolved_from"] = float(t_save)
-                warnings.warn(f"spectral solver (n={n}) no longer resolves the density from "
-                              f"t = {t_save:g} (spectral tail {tails[k]:.2g} > {tail_tol:g}: "
-                              "relative errors of that size); increase resolution or use "
-                              "method='fv'", stacklevel=3)
-    info.update(nfev=int(solver.nfev), spectral_tail=tails,
-                wall_time_s=_time.perf_counter() - wall)
+    densities, tails, run = march_dop853(
+        lambda y: spectral_rhs(model, y, theta, h, path), rho, times, T, rtol, atol, first,
+        f"spectral solver (n={n})", collapse_reason(model), spectral_tail, tail_tol,
+        f"{n} nodes", "increase resolution or use method='fv'", progress, max_steps)
+    info.update(run, spectral_tail=tails, wall_time_s=_time.perf_counter() - wall)
     return finish_solution(model, times, points, quadrature, densities, info)

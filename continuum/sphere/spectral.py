@@ -59,15 +59,15 @@ from __future__ import annotations
 
 import math
 import time as _time
-import warnings
 
 import numpy as np
 import scipy.special
 
+from ..checks import check_choice, check_flag, check_integer, check_memory, check_real
 from ..geometry import tangent_project
 from ..initial import check_times, check_total_mass, evaluate_density
 from ..solution import finish_solution
-from ..timestep import progress_bar
+from ..timestep import MAX_STEPS, collapse_reason, march_dop853
 from .harmonic import (
     _degrees,
     expansion_degree,
@@ -174,8 +174,7 @@ class SphereSpectral:
     def __init__(self, model, L: int, field: str = "auto"):
         if model.d != 3:
             raise ValueError(f"the spectral S^2 solver needs a d=3 model, got d={model.d}")
-        if field not in SPHERE_FIELDS:
-            raise ValueError(f"field must be one of {SPHERE_FIELDS}, got {field!r}")
+        check_choice(field, "field", SPHERE_FIELDS)
         self.model, self.L = model, L
         ntheta = (3 * L) // 2 + 2
         self.grid = _Grid(ntheta, 2 * ntheta)
@@ -272,16 +271,11 @@ def initial_coefficients(rho0, L: int):
 
 def check_band_limit(resolution) -> int:
     """The band limit L: an integer in [2, MAX_BAND_LIMIT]."""
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
-        raise TypeError(f"resolution (the band limit L) must be an integer, got {resolution!r}")
-    if not 2 <= resolution <= MAX_BAND_LIMIT:
-        raise ValueError(f"resolution (the band limit L) must be in [2, {MAX_BAND_LIMIT}], got "
-                         f"{resolution}")
-    return int(resolution)
+    return check_integer(resolution, "resolution (the band limit L)", low=2, high=MAX_BAND_LIMIT)
 
 
 def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10, atol=1e-12,
-                          field="auto", tail_tol=1e-6, progress=None):
+                          field="auto", tail_tol=1e-6, progress=None, max_steps=MAX_STEPS):
     """Spectral solution on S^2 (d = 3) of d/dt rho + div_S(rho X[rho]) = 0 (module docstring).
 
     Parameters
@@ -302,47 +296,47 @@ def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10,
         Warn when the spectral tail exceeds this (under-resolution).
     progress : bool or None
         tqdm bar on stderr (None: only when stderr is a terminal).
+    max_steps : int
+        Step budget: when DOP853's step stays (20 steps running) so small that the rest of
+        the run would need more, the solver stops with ``StepCollapseError`` saying why
+        (under-resolution: the spectral tail; USA's scale e^{beta ||Q^T K||}; stiffness).
     """
-    from scipy.integrate import DOP853
 
     L = check_band_limit(resolution)
     T, times = check_times(T, times)
-    for name, value in (("rtol", rtol), ("atol", atol), ("tail_tol", tail_tol)):
-        if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value)
-                and value > 0):
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    rtol = check_real(rtol, "rtol", low=0, low_open=True)
+    atol = check_real(atol, "atol", low=0, low_open=True)
+    tail_tol = check_real(tail_tol, "tail_tol", low=0, low_open=True)
+    check_flag(progress, "progress", allow_none=True)
+    max_steps = check_integer(max_steps, "max_steps", low=1)
+    # the padded grid's fields (about 20 arrays of 4.5 L^2 nodes), DOP853's 12 stages of
+    # (L + 1)^2 coefficients, the saved coefficients and densities
+    nodes = (3 * L // 2 + 2) * (3 * L + 4)
+    check_memory(8.0 * (20 * nodes + (L + 1) ** 2 * (times.size + 30)
+                        + 2 * (L + 1) ** 2 * times.size), "resolution",
+                 f"band limit {L} x {times.size} saved times")
     disc = SphereSpectral(model, L, field)
     a0, factor = initial_coefficients(rho0, L)
     out_grid = _Grid(L + 1, 2 * L + 2)
     wall = _time.perf_counter()
-    coefficients = np.empty((times.size, a0.size))
-    tails = np.empty(times.size)
     info = {"method": "spectral", "resolution": L, "band_limit": L, "rtol": rtol,
             "atol": atol, "initial_rescaling": factor, "field": disc.path,
             "padded_grid": disc.grid.shape}
-    solver = DOP853(lambda t, a: disc.rhs(a), 0.0, a0, max(T, times[-1]), rtol=rtol, atol=atol)
-    with progress_bar(progress, T, f"spectral S^2 L={L}") as bar:
-        for k, t_save in enumerate(times):
-            while solver.t < t_save:
-                message = solver.step()
-                if solver.status == "failed":
-                    raise RuntimeError(
-                        f"spectral S^2 solver (resolution L={L}) failed at t = {solver.t:.6g} "
-                        f"({message}); the density is no longer resolved (spectral tail "
-                        f"{spectral_tail(solver.y, L):.2g}): increase resolution or use "
-                        "method='fem'")
-                bar.update(min(solver.t, T) - bar.n)
-            coefficients[k] = solver.y if solver.t == t_save else solver.dense_output()(t_save)
-            tails[k] = spectral_tail(coefficients[k], L)
-            if tails[k] > tail_tol and "under_resolved_from" not in info:
-                info["under_resolved_from"] = float(t_save)
-                warnings.warn(f"spectral S^2 solver (L={L}) no longer resolves the density "
-                              f"from t = {t_save:g} (spectral tail {tails[k]:.2g} > "
-                              f"{tail_tol:g}: relative errors of that size); increase "
-                              "resolution or use method='fem'", stacklevel=3)
+    t_end = max(T, times[-1])
+    # first step: a crossing of the grid spacing pi/L at the initial speed (DOP853's own guess
+    # ignores the advective limit, and a stage of an unstable first step can overflow)
+    speed = float(np.linalg.norm(disc.field_at_nodes(from_real(a0, L),
+                                                     synthesise(a0, L, *disc.grid.shape)),
+                                 axis=1).max())
+    first = min(t_end, math.pi / (L * speed)) if t_end > 0 and speed > 0 else None
+    coefficients, tails, run = march_dop853(
+        disc.rhs, a0, times, T, rtol, atol, first, f"spectral S^2 solver (L={L})",
+        collapse_reason(model), lambda a: spectral_tail(a, L), tail_tol, f"band limit L={L}",
+        "increase resolution or use method='fem'", progress, max_steps)
+    info.update(run)
     densities = np.stack([synthesise(a, L, *out_grid.shape) for a in coefficients])
     coefficients.setflags(write=False)
-    info.update(nfev=int(solver.nfev), spectral_tail=tails, coefficients=coefficients,
+    info.update(spectral_tail=tails, coefficients=coefficients,
                 wall_time_s=_time.perf_counter() - wall)
     return finish_solution(model, times, np.array(out_grid.points),
                            np.array(out_grid.weights), densities, info)
