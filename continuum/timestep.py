@@ -16,7 +16,8 @@ import sys
 
 import numpy as np
 
-__all__ = ["field_scale", "default_dt", "march", "march_dop853", "progress_bar", "StepGuard",
+__all__ = ["field_scale", "default_dt", "march", "march_dop853", "check_dop853_options",
+           "progress_bar", "StepGuard",
            "StepCollapseError", "collapse_reason", "MAX_STEPS"]
 
 #: default step budget of a run: beyond it a run is hours long and its step has collapsed
@@ -149,6 +150,18 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
             steps += 1
             bar.update(min(dt, T - bar.n))
     return state, {"steps": steps, "step_halvings": halvings}
+
+
+def check_dop853_options(rtol, atol, tail_tol, progress, max_steps):
+    """The spectral solvers' options, checked before any work: (rtol, atol, tail_tol,
+    max_steps), positive numbers and a positive integer; ``progress`` True, False or None."""
+    from .checks import check_flag, check_integer, check_real
+
+    check_flag(progress, "progress", allow_none=True)
+    return (check_real(rtol, "rtol", low=0, low_open=True),
+            check_real(atol, "atol", low=0, low_open=True),
+            check_real(tail_tol, "tail_tol", low=0, low_open=True),
+            check_integer(max_steps, "max_steps", low=1))
 
 
 def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step, label: str,

@@ -29,11 +29,11 @@ import time as _time
 
 import numpy as np
 
-from ..checks import check_flag, check_integer, check_memory, check_real
+from ..checks import check_memory
 from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
 from ..solution import Solution, finish_solution
-from ..timestep import MAX_STEPS, collapse_reason, march_dop853
+from ..timestep import MAX_STEPS, check_dop853_options, collapse_reason, march_dop853
 from .field import choose_path, circle_velocity
 from .grid import check_resolution, fourier_interpolate, fourier_restrict, grid, spectral_derivative
 
@@ -84,11 +84,8 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
         raise ValueError(f"the circle solvers need a d=2 model, got d={model.d}")
     n = check_resolution(resolution, minimum=8)
     T, times = check_times(T, times)
-    rtol = check_real(rtol, "rtol", low=0, low_open=True)
-    atol = check_real(atol, "atol", low=0, low_open=True)
-    tail_tol = check_real(tail_tol, "tail_tol", low=0, low_open=True)
-    check_flag(progress, "progress", allow_none=True)
-    max_steps = check_integer(max_steps, "max_steps", low=1)
+    rtol, atol, tail_tol, max_steps = check_dop853_options(rtol, atol, tail_tol, progress,
+                                                           max_steps)
     # saved densities, DOP853's 12 stages and work vectors, the 3/2-padded product
     check_memory(8.0 * n * (times.size + 30), "resolution",
                  f"{n} nodes x {times.size} saved times")

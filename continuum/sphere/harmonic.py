@@ -223,10 +223,10 @@ def from_real(r: np.ndarray, L: int) -> np.ndarray:
     return alm
 
 
-def gauss_grid(L: int):
-    """Nodes (ntheta * nphi, 3) of ducc0's "GL" grid for degree L (theta ascending, phi from 0),
-    and its shape (L + 1, 2L + 2)."""
-    ntheta, nphi = L + 1, 2 * L + 2
+def gauss_grid(L: int, shape: tuple | None = None):
+    """Nodes (ntheta * nphi, 3) of ducc0's "GL" grid (theta ascending, phi from 0) and its
+    shape, by default (L + 1, 2L + 2), the grid of degree L."""
+    ntheta, nphi = (L + 1, 2 * L + 2) if shape is None else shape
     z = np.polynomial.legendre.leggauss(ntheta)[0][::-1]
     phi = 2 * np.pi * np.arange(nphi) / nphi
     zz, pp = np.meshgrid(z, phi, indexing="ij")

@@ -63,15 +63,16 @@ import time as _time
 import numpy as np
 import scipy.special
 
-from ..checks import check_choice, check_flag, check_integer, check_memory, check_real
+from ..checks import check_choice, check_integer, check_memory
 from ..geometry import tangent_project
 from ..initial import check_times, check_total_mass, evaluate_density
 from ..solution import finish_solution
-from ..timestep import MAX_STEPS, collapse_reason, march_dop853
+from ..timestep import MAX_STEPS, check_dop853_options, collapse_reason, march_dop853
 from .harmonic import (
     _degrees,
     expansion_degree,
     from_real,
+    gauss_grid,
     real_degrees,
     to_real,
     zonal_factor,
@@ -128,14 +129,11 @@ class _Grid:
     def __init__(self, ntheta: int, nphi: int):
         import ducc0
 
-        self.shape = (ntheta, nphi)
-        z = np.polynomial.legendre.leggauss(ntheta)[0][::-1]  # theta ascending, as ducc0
-        phi = 2 * np.pi * np.arange(nphi) / nphi
-        zz, pp = np.meshgrid(z, phi, indexing="ij")
-        s = np.sqrt(1.0 - zz**2)
-        self.points = np.stack([s * np.cos(pp), s * np.sin(pp), zz], -1).reshape(-1, 3)
-        self.e_theta = np.stack([zz * np.cos(pp), zz * np.sin(pp), -s], -1).reshape(-1, 3)
-        self.e_phi = np.stack([-np.sin(pp), np.cos(pp), np.zeros_like(pp)], -1).reshape(-1, 3)
+        self.points, self.shape = gauss_grid(0, (ntheta, nphi))
+        x, y, z = self.points.T
+        s = np.hypot(x, y)  # > 0: Gauss-Legendre nodes avoid the poles
+        self.e_theta = np.stack([z * x / s, z * y / s, -s], -1)
+        self.e_phi = np.stack([-y / s, x / s, np.zeros_like(s)], -1)
         ring = ducc0.sht.get_gridweights("GL", ntheta) / nphi
         self.weights = np.repeat(ring, nphi)
         for a in (self.points, self.e_theta, self.e_phi, self.weights):
@@ -191,8 +189,11 @@ class SphereSpectral:
             self.R = R
             self.rotation = None if np.allclose(R, np.eye(3), atol=1e-15) else \
                 rotation_angles(R)
-            value, grad, radial = _zonal_multipliers(L, self.kappa)
-            self.multipliers = [m[self.degrees] for m in (value, grad, radial)]
+            # an improper R = -R' is R' and then x -> -x: phi_lm(-x) = (-1)^l phi_lm(x), a
+            # factor per degree like the multipliers, so it goes into them
+            parity = (-1.0) ** np.arange(L + 1) if self.rotation and self.rotation[3] else 1.0
+            self.multipliers = [(m * parity)[self.degrees]
+                                for m in _zonal_multipliers(L, self.kappa)]
         else:
             needed = expansion_degree(model)
             if needed > 2 * L + 1:
@@ -208,11 +209,9 @@ class SphereSpectral:
         import ducc0
 
         ntheta, nphi = self.grid.shape
-        if self.rotation is not None:
-            psi, theta, phi, improper = self.rotation
+        if self.rotation is not None:  # the parity of an improper R is in the multipliers
+            psi, theta, phi, _ = self.rotation
             alm = ducc0.sht.rotate_alm(alm, self.L, psi, theta, phi)
-            if improper:  # f(-x): phi_lm(-x) = (-1)^l phi_lm(x)
-                alm = alm * np.where(self.degrees % 2 == 1, -1.0, 1.0)
         value, grad, radial = self.multipliers
         common = {"lmax": self.L, "geometry": "GL", "ntheta": ntheta, "nphi": nphi}
         S1, H = (ducc0.sht.synthesis_2d(alm=(alm * m)[None], spin=0, **common)[0].ravel()
@@ -304,11 +303,8 @@ def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10,
 
     L = check_band_limit(resolution)
     T, times = check_times(T, times)
-    rtol = check_real(rtol, "rtol", low=0, low_open=True)
-    atol = check_real(atol, "atol", low=0, low_open=True)
-    tail_tol = check_real(tail_tol, "tail_tol", low=0, low_open=True)
-    check_flag(progress, "progress", allow_none=True)
-    max_steps = check_integer(max_steps, "max_steps", low=1)
+    rtol, atol, tail_tol, max_steps = check_dop853_options(rtol, atol, tail_tol, progress,
+                                                           max_steps)
     # the padded grid's fields (about 20 arrays of 4.5 L^2 nodes), DOP853's 12 stages of
     # (L + 1)^2 coefficients, the saved coefficients and densities
     nodes = (3 * L // 2 + 2) * (3 * L + 4)
