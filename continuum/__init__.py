@@ -2,11 +2,12 @@
 
 Public API (docs/design.md, section 3)::
 
-    from continuum import Attention, Measure, lora_update, solve
+    from continuum import Attention, Measure, lora_update, solve, UnderResolved
 """
 
 from .model import Attention, lora_update
 from .measure import Measure
+from .resolution import UnderResolved
 from .solve import solve
 
-__all__ = ["Attention", "Measure", "lora_update", "solve"]
+__all__ = ["Attention", "Measure", "lora_update", "solve", "UnderResolved"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from .checks import check_choice
 from .model import Attention
+from .resolution import check_on_unresolved, settle_resolution
 
-__all__ = ["solve", "check_method", "METHODS"]
+__all__ = ["solve", "check_method", "check_initial", "METHODS"]
 
 METHODS = ("spectral", "fv", "fem")
 DEFAULT_RESOLUTION = {"spectral": 128, "fv": 256, "fem": 3}
@@ -18,7 +19,8 @@ DEFAULT_RESOLUTION = {"spectral": 128, "fv": 256, "fem": 3}
 DEFAULT_BAND_LIMIT = 32
 
 
-def solve(model, rho0, T, method="spectral", resolution=None, times=None, **options):
+def solve(model, rho0, T, method="spectral", resolution=None, times=None,
+          on_unresolved="warn", **options):
     """Solve d/dt mu + div(mu X[mu]) = 0 from the density ``rho0`` up to time ``T``.
 
     Parameters
@@ -41,6 +43,11 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
         32) or the icosphere level (fem).
     times : array_like
         Saved times in [0, T] (default 51 equispaced).
+    on_unresolved : {"warn", "raise"}
+        What to do with a run the solver knows to be under-resolved
+        (``info["under_resolved_from"]``): "raise" an ``UnderResolved`` error naming the
+        resolution, the time and the remedy, or "warn" and return the flagged Solution
+        (:mod:`continuum.resolution`).
     **options
         Passed to the solver (e.g. rtol, atol, field, cfl, limiter, progress).
 
@@ -51,18 +58,17 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None, **opti
     if not isinstance(model, Attention):
         raise TypeError(f"model must be an Attention, got {type(model).__name__}")
     resolution = check_method(method, model.d, resolution)
+    on_unresolved = check_on_unresolved(on_unresolved)
     if method == "spectral" and model.d == 3:
-        from .sphere.spectral import solve_sphere_spectral
-        return solve_sphere_spectral(model, rho0, T, resolution=resolution, times=times,
-                                     **options)
-    if method == "spectral":
-        from .circle.spectral import solve_spectral
-        return solve_spectral(model, rho0, T, resolution=resolution, times=times, **options)
-    if method == "fv":
-        from .circle.fv import solve_fv
-        return solve_fv(model, rho0, T, resolution=resolution, times=times, **options)
-    from .sphere.solver import solve_fem
-    return solve_fem(model, rho0, T, resolution=resolution, times=times, **options)
+        from .sphere.spectral import solve_sphere_spectral as solver
+    elif method == "spectral":
+        from .circle.spectral import solve_spectral as solver
+    elif method == "fv":
+        from .circle.fv import solve_fv as solver
+    else:
+        from .sphere.solver import solve_fem as solver
+    solution = solver(model, rho0, T, resolution=resolution, times=times, **options)
+    return settle_resolution(solution, on_unresolved)
 
 
 def check_method(method, d, resolution=None):
@@ -86,3 +92,29 @@ def check_method(method, d, resolution=None):
         return check_level(resolution)
     from .circle.grid import check_resolution
     return check_resolution(resolution, minimum=8)
+
+
+def check_initial(method, d, resolution, rho0):
+    """Discretise ``rho0`` on the grid ``solve(method=method, resolution=resolution)`` would
+    use in dimension ``d``, with that solver's own checks of an initial density, without
+    solving: the studies call it in the main process for every backend before any run, so a
+    density the grid cannot hold is refused up front. Returns the resolution; raises what the
+    solver would raise on the same rho0 (ValueError / TypeError naming rho0 or resolution)."""
+    resolution = check_method(method, d, resolution)
+    if method == "spectral" and d == 3:
+        from .sphere.spectral import initial_coefficients
+        initial_coefficients(rho0, resolution)
+    elif method == "fem":
+        from .sphere.solver import initial_state
+        initial_state(rho0, resolution)
+    else:
+        import numpy as np
+
+        from .circle.grid import grid
+        from .geometry import angles_to_circle
+        from .initial import nodal_density
+        offset = 0.5 if method == "fv" else 0.0  # fv: cell centres; spectral: the nodes
+        n = resolution
+        nodal_density(rho0, angles_to_circle(grid(n, offset=offset)),
+                      np.full(n, 2 * np.pi / n))
+    return resolution

@@ -41,6 +41,23 @@ def check_level(resolution) -> int:
     return check_integer(resolution, "resolution (icosphere level)", low=0, high=7)
 
 
+def initial_state(rho0, resolution, degree=1, comm=None, quadrature_degree=1):
+    """(dg, state, total): the DG space on the level-``resolution`` icosphere and rho0
+    interpolated into it and rescaled to unit discrete mass (total: the mass before), with
+    the checks every solver applies to an initial density (finite, non-negative, integral 1
+    within MASS_ERROR, judged against the polyhedron's own area)."""
+    from .dg import SphereDG
+
+    dg = SphereDG(resolution, degree=degree, comm=comm, quadrature_degree=quadrature_degree)
+    state = dg.interpolate(lambda p: evaluate_density(rho0, p))
+    total = dg.total_mass(state)
+    # the flat polyhedron's area is 4 pi (1 - O(h^2)): judge the integral relative to it
+    geometric = dg.comm.allreduce(dg.cell_area.sum()) / (4 * np.pi)
+    check_total_mass(total / geometric, f" (corrected for the polyhedral area 4 pi x "
+                                        f"{geometric:.6f})")
+    return dg, state / total, total
+
+
 def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limiter=True,
               quadrature_degree=1, max_dt=None, progress=None, output=None, comm=None,
               field="auto", max_steps=MAX_STEPS):
@@ -90,8 +107,6 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         Step budget: a step at which the rest of the run needs more raises
         ``continuum.timestep.StepCollapseError`` saying why (``collapse_reason``).
     """
-    from .dg import SphereDG
-
     if model.d != 3:
         raise ValueError(f"method='fem' solves on S^2 and needs a d=3 model, got d={model.d}")
     resolution = check_level(resolution)
@@ -111,14 +126,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     T, times = check_times(T, times)
     choose_sphere_path(model, field)  # checks ``field`` before any work
     wall = _time.perf_counter()
-    dg = SphereDG(resolution, degree=degree, comm=comm, quadrature_degree=quadrature_degree)
-    state = dg.interpolate(lambda p: evaluate_density(rho0, p))
-    total = dg.total_mass(state)
-    # the flat polyhedron's area is 4 pi (1 - O(h^2)): judge the integral relative to it
-    geometric = dg.comm.allreduce(dg.cell_area.sum()) / (4 * np.pi)
-    check_total_mass(total / geometric, f" (corrected for the polyhedral area 4 pi x "
-                                        f"{geometric:.6f})")
-    state = state / total
+    dg, state, total = initial_state(rho0, resolution, degree=degree, comm=comm,
+                                     quadrature_degree=quadrature_degree)
     speed = {"max": 0.0}
     # the CFL step follows |u|, which is tiny near a stationary state although the dynamics
     # there evolve on the time scale 1/L: cap the step as the particle integrator does
