@@ -44,7 +44,8 @@ from numba import prange
 
 from .geometry import check_points
 
-__all__ = ["direct_field", "interaction_energy", "log_kernel_mean", "GEMM_MIN_D"]
+__all__ = ["direct_field", "interaction_energy", "log_kernel_mean", "check_finite",
+           "check_cloud_shapes", "GEMM_MIN_D", "LOG_MAX"]
 
 _BLOCK = 256
 _TILE = 32
@@ -254,12 +255,35 @@ def _threads_for(work: int):
         nb.set_num_threads(previous)
 
 
+def check_finite(values: np.ndarray, name: str, context: str = "") -> None:
+    """ValueError naming ``name`` if the array holds a NaN or an inf (min and max propagate
+    both: two vectorised passes, no temporary; O(size), negligible next to any field)."""
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        raise ValueError(f"{name} has non-finite entries (NaN or inf){context}")
+
+
+def check_cloud_shapes(targets, sources, weights, d: int) -> None:
+    """Shapes of a field evaluation (O(1)): targets (M, d), sources (N, d), weights (N,)."""
+    for name, x in (("targets", targets), ("sources", sources)):
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"{name} must have shape (M, {d}) (the model's d), got {x.shape}")
+    if weights.shape != (sources.shape[0],):
+        raise ValueError(f"weights must have shape ({sources.shape[0]},) to match sources, "
+                         f"got {weights.shape}")
+
+
 def direct_field(targets, sources, weights, model) -> np.ndarray:
-    """Attention field by direct summation, O(M N d) time and O(M d) memory; no input checks
-    (see :func:`continuum.kernels.attention_field` for the equation and the checked entry)."""
+    """Attention field by direct summation, O(M N d) time and O(M d) memory (see
+    :func:`continuum.kernels.attention_field` for the equation and the fully checked entry).
+    Checks only what the kernel cannot survive: shapes and finite entries (a NaN would reach
+    the compiled kernel's integer conversions)."""
     targets = np.ascontiguousarray(targets, dtype=np.float64)
-    sources_t = np.ascontiguousarray(np.asarray(sources, dtype=np.float64).T)
+    sources = np.asarray(sources, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
+    check_cloud_shapes(targets, sources, weights, model.d)
+    for name, values in (("targets", targets), ("sources", sources), ("weights", weights)):
+        check_finite(values, name)
+    sources_t = np.ascontiguousarray(sources.T)
     out = np.empty_like(targets)
     if targets.shape[0] == 0:
         return out
@@ -276,14 +300,34 @@ def direct_field(targets, sources, weights, model) -> np.ndarray:
             _field_kernel(targets, sources_t, weights, np.ascontiguousarray(model.A.T), model.V,
                           float(model.beta), bool(model.normalized), radius, out)
     if not np.all(np.isfinite(out)):
-        far = max(float(np.sqrt(np.max(np.einsum("ij,ij->i", targets, targets)))), radius)
-        stage = (f"; points lie up to |x| = {far:.3g} off the unit sphere: an integrator's "
-                 "stage has left it, so its step is too large for the field's scale (USA: "
-                 "e^(beta ||Q^T K||)); take a smaller step") if far > 1 + 1e-3 else ""
-        raise FloatingPointError(
-            f"attention field overflowed (USA with beta={model.beta:g}: e^(beta <Qx,Ky>) "
-            f"exceeds the float64 range{stage})")
+        raise FloatingPointError(_overflow_reason(targets, radius, weights, model))
     return out
+
+
+#: log of the largest float64, 709.78: e^x overflows beyond it
+LOG_MAX = math.log(np.finfo(np.float64).max)
+
+
+def _overflow_reason(targets, radius, weights, model) -> str:
+    """What made the field overflow, tested in order: USA's kernel e^(beta <Qx, Ky>) beyond
+    float64 (its exponent is at most beta ||Q^T K|| |x| |y|); points off the sphere (an
+    integrator's stage); else the size of V."""
+    far = max(float(np.sqrt(np.max(np.einsum("ij,ij->i", targets, targets)))), radius)
+    exponent = float(model.beta * np.linalg.norm(model.A, 2)) * far * radius
+    stage = (f"; points lie up to |x| = {far:.3g} off the unit sphere: an integrator's stage "
+             "has left it, so its step is too large for the field's scale; take a smaller "
+             "step") if far > 1 + 1e-3 else ""
+    if not model.normalized and exponent > LOG_MAX:
+        return (f"attention field overflowed: USA with beta={model.beta:g}, the kernel "
+                f"e^(beta <Qx,Ky>) reaches e^{exponent:.4g} (beta ||Q^T K|| |x| |y|), beyond "
+                f"the float64 range (e^{LOG_MAX:.2f}); use SA (normalized=True) or a smaller "
+                f"beta{stage}")
+    v = float(np.linalg.norm(model.V, 2))
+    usa = f" times the USA scale e^{exponent:.4g}" if not model.normalized else ""
+    return (f"attention field overflowed: the field's size ||V|| = {v:.3g}{usa} times the "
+            f"total weight {float(np.sum(weights)):.3g} exceeds the float64 range; V is too "
+            f"large for float64 (rescale V and time together: V / c up to time c T is the "
+            f"same flow){stage}")
 
 
 @nb.njit(parallel=True, fastmath=False, cache=True)
