@@ -42,10 +42,12 @@ import numba as nb
 import numpy as np
 from numba import prange
 
+from .checks import as_real_array
 from .geometry import check_points
+from .model import Attention
 
 __all__ = ["direct_field", "interaction_energy", "log_kernel_mean", "check_finite",
-           "check_cloud_shapes", "GEMM_MIN_D", "LOG_MAX"]
+           "check_cloud_shapes", "check_model", "check_weights", "GEMM_MIN_D", "LOG_MAX"]
 
 _BLOCK = 256
 _TILE = 32
@@ -262,6 +264,29 @@ def check_finite(values: np.ndarray, name: str, context: str = "") -> None:
         raise ValueError(f"{name} has non-finite entries (NaN or inf){context}")
 
 
+def check_model(model, name: str = "model", d: int | None = None) -> Attention:
+    """``model`` if it is an :class:`~continuum.model.Attention` (of dimension ``d`` when
+    given), else TypeError (ValueError for the wrong d) naming ``name``."""
+    if not isinstance(model, Attention):
+        raise TypeError(f"{name} must be an Attention, got {type(model).__name__}")
+    if d is not None and model.d != d:
+        raise ValueError(f"{name} must have d={d}, got d={model.d}")
+    return model
+
+
+def check_weights(weights, n: int, name: str = "weights", of: str = "points") -> np.ndarray:
+    """``weights`` as a float64 array (n,) of finite non-negative numbers with a positive sum
+    (the weights of a measure on ``n`` atoms named ``of``)."""
+    w = as_real_array(weights, name)
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) to match {of}, got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{name} must be finite and non-negative")
+    if n == 0 or not w.sum() > 0:
+        raise ValueError(f"{name} must have a positive sum (the measure is empty)")
+    return w
+
+
 def check_cloud_shapes(targets, sources, weights, d: int) -> None:
     """Shapes of a field evaluation (O(1)): targets (M, d), sources (N, d), weights (N,)."""
     for name, x in (("targets", targets), ("sources", sources)):
@@ -277,6 +302,7 @@ def direct_field(targets, sources, weights, model) -> np.ndarray:
     :func:`continuum.kernels.attention_field` for the equation and the fully checked entry).
     Checks only what the kernel cannot survive: shapes and finite entries (a NaN would reach
     the compiled kernel's integer conversions)."""
+    check_model(model)
     targets = np.ascontiguousarray(targets, dtype=np.float64)
     sources = np.asarray(sources, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
@@ -387,8 +413,9 @@ def log_kernel_mean(points, weights, model) -> float:
     sum_j w_j delta_{x_j}, computed in log space (each row shifted by its largest score, the
     rows combined by log-sum-exp), so it is finite for every beta; the interaction energy is
     E = expm1(log_kernel_mean) / (2 beta)."""
+    check_model(model)
     points = np.ascontiguousarray(check_points(points, "points", model.d))
-    weights = np.ascontiguousarray(np.asarray(weights, dtype=np.float64))
+    weights = np.ascontiguousarray(check_weights(weights, len(points)))
     rows = _log_row_kernel(points, weights, np.ascontiguousarray(model.A), float(model.beta))
     keep = weights > 0
     terms = np.log(weights[keep]) + rows[keep]
@@ -416,8 +443,9 @@ def interaction_energy(points, weights, model) -> float:
     where single terms overflow, from :func:`log_kernel_mean` in log space: finite whenever E
     itself is (inf only if E exceeds the float64 range, about beta > 710 for a cluster).
     """
+    check_model(model)
     points = check_points(points, "points", model.d)
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = check_weights(weights, len(points))
     radius = float(np.max(np.einsum("ij,ij->i", points, points), initial=0.0))
     if model.beta * np.linalg.norm(model.A, 2) * radius > _SAFE_EXPONENT:
         log_mean = log_kernel_mean(points, weights, model)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import as_real_array
+from .direct import check_model
 from .geometry import check_on_sphere
 from .kernels import attention_field, interaction_energy
 
@@ -89,8 +90,7 @@ class Measure:
 
     def interaction_energy(self, model) -> float:
         """(1/(2 beta)) int int (e^{beta <Qx,Ky>} - 1) dmu dmu; see kernels.interaction_energy."""
-        if model.d != self.d:
-            raise ValueError(f"model has d={model.d}, measure has d={self.d}")
+        check_model(model, d=self.d)
         return interaction_energy(self.points, self.weights, model)
 
     def field(self, model, targets=None) -> np.ndarray:

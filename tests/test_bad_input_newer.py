@@ -9,6 +9,7 @@ Each class of defect has at least two cases, one of them not in the issue's list
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -34,6 +35,12 @@ def measure(n=30, d=3, seed=0):
     return Measure(cloud(n, d, seed))
 
 
+def named(word):
+    """A pattern for a message that starts with the parameter's name (as every message of
+    ``continuum.checks`` does)."""
+    return rf"^{re.escape(word)}\b"
+
+
 def uniform_s2(p):
     return np.full(len(p), 1 / (4 * np.pi))
 
@@ -51,7 +58,7 @@ def uniform_s2(p):
     (lambda mu, nu: sobolev.truncation_bound(3, terms=0), ValueError, "terms"),
 ])
 def test_sobolev_options_are_type_and_range_checked(call, kind, word):
-    with pytest.raises(kind, match=word):
+    with pytest.raises(kind, match=named(word)):
         call(measure(), measure(seed=1))
 
 
@@ -62,14 +69,14 @@ def test_sobolev_options_are_type_and_range_checked(call, kind, word):
     (lambda m: sobolev.sobolev_coefficients([[1.0, 0.0, 0.0]]), "mu"),
 ])
 def test_sobolev_takes_measures_not_arrays(call, word):
-    with pytest.raises(TypeError, match=word):
+    with pytest.raises(TypeError, match=named(word)):
         call(measure())
 
 
 @pytest.mark.parametrize("n, kind", [(0, ValueError), (-3, ValueError), (2.5, TypeError),
                                      ("10", TypeError), (True, TypeError)])
 def test_sampling_expectation_needs_a_positive_integer_n(n, kind):
-    with pytest.raises(kind, match="n"):
+    with pytest.raises(kind, match=named("n")):
         sobolev.sampling_expectation(measure(), n)
 
 
@@ -277,3 +284,180 @@ def test_a_layers_step_beyond_float64_names_the_scale():
     model = Attention(beta=700.0, d=3, normalized=False)
     with pytest.raises(FloatingPointError, match="USA scale"):
         simulate(model, cloud(8), 1e200, times=[0.0, 1e200], method="layers", dt=1e200)
+
+
+# ------------------------------------------------------------------ the sweep of the public API
+# every public function of the modules above checks its input the same way: one table per
+# class of defect (wrong type, non-finite, wrong shape, out of range, beyond memory)
+
+from continuum import direct, kernels  # noqa: E402
+from continuum.circle import clusters as circle_clusters  # noqa: E402
+from continuum.circle import exact as circle_exact  # noqa: E402
+from continuum.linear import uniform_growth_rate  # noqa: E402
+from continuum.sphere import exact as sphere_exact  # noqa: E402
+from continuum.sphere import harmonic  # noqa: E402
+from forgetting import bounds, observables  # noqa: E402
+from particles import growth  # noqa: E402
+from particles.sampling import check_density  # noqa: E402
+
+M3 = Attention(beta=1.0, d=3)
+X3 = cloud(20)
+W = np.full(20, 0.05)
+
+
+def with_nan(a, index=(2,)):
+    a = np.array(a, dtype=float)
+    a[index] = np.nan
+    return a
+
+
+WRONG_TYPE = [
+    (lambda: uniform_growth_rate("1", 1.0, 3), "l"),
+    (lambda: uniform_growth_rate(1, "1.0", 3), "beta"),
+    (lambda: uniform_growth_rate(1, 1.0, 3, normalized="yes"), "normalized"),
+    (lambda: circle_exact.kuramoto_order_parameter(1.0, "0.5"), "r0"),
+    (lambda: circle_exact.sample_wrapped_cauchy(10.0, 0.5), "n"),
+    (lambda: circle_clusters.count_clusters_circle(cloud(10, 2)), "mu"),
+    (lambda: circle_clusters.count_clusters_circle(measure(d=2), bins=25.6), "bins"),
+    (lambda: kernels.interaction_energy(X3, W, "model"), "model"),
+    (lambda: kernels.log_kernel_mean(X3, W, M3, energy="1"), "energy"),
+    (lambda: direct.direct_field(X3, X3, W, None), "model"),
+    (lambda: harmonic.harmonic_degree("2"), "kappa"),
+    (lambda: harmonic.sphere_harmonics(X3, 4.0), "L"),
+    (lambda: harmonic.harmonic_field(X3, X3, W, M3, nthreads=1.5), "nthreads"),
+    (lambda: Measure(X3).interaction_energy("model"), "model"),
+    (lambda: bounds.lipschitz_constants(np.eye(3)), "model"),
+    (lambda: bounds.dirac_time_to_deviation("0.5", 0.1, 0.1, 0.2), "delta"),
+    (lambda: growth.growth_rate_circle(Attention(d=2), 1.0), "k"),
+    (lambda: growth.growth_dt("model"), "model"),
+    (lambda: check_density(uniform_s2, 3, rng=0), "rng"),
+    (lambda: check_density(uniform_s2, "3"), "d"),
+]
+
+
+@pytest.mark.parametrize("call, word", WRONG_TYPE)
+def test_wrong_types_are_type_errors_naming_the_parameter(call, word):
+    with pytest.raises(TypeError, match=named(word)):
+        call()
+
+
+NON_FINITE = [
+    (lambda: kernels.interaction_energy(X3, with_nan(W), M3), "weights"),
+    (lambda: kernels.log_kernel_mean(with_nan(X3), W, M3), "points"),
+    (lambda: direct.direct_field(with_nan(X3), X3, W, M3), "targets"),
+    (lambda: direct.interaction_energy(X3, with_nan(W), M3), "weights"),
+    (lambda: harmonic.harmonic_field(X3, with_nan(X3), W, M3), "sources"),
+    (lambda: harmonic.harmonic_energy(X3, with_nan(W), M3), "weights"),
+    (lambda: sphere_exact.poisson_density(X3, [0.1, np.nan, 0.0]), "w"),
+    (lambda: sphere_exact.poisson_parameter([0.0, np.inf], [0.1, 0, 0], np.eye(3)), "times"),
+    (lambda: circle_exact.kuramoto_order_parameter([0.0, np.nan], 0.5), "t"),
+    (lambda: circle_exact.wrapped_cauchy_density(cloud(5, 2), 0.5, psi=np.inf), "psi"),
+    (lambda: bounds.gronwall_bound(M3, 0.1, [0.0, np.nan]), "t"),
+    (lambda: bounds.spectral_gap(with_nan(np.eye(3), (0, 1))), "V"),
+    (lambda: observables.cluster_times([0.0, 1.0], with_nan(np.stack([X3, X3]),
+                                                             (1, 0, 0)), X3[:2], 0.1),
+     "tuned_points"),
+    (lambda: observables.reference_clusters(with_nan(X3), 0.1), "points"),
+    (lambda: harmonic.zonal_factor(with_nan(np.eye(3), (1, 1))), "A"),
+]
+
+
+@pytest.mark.parametrize("call, word", NON_FINITE)
+def test_non_finite_input_is_a_value_error_naming_the_parameter(call, word):
+    with pytest.raises(ValueError, match=named(word)):
+        call()
+
+
+WRONG_SHAPE = [
+    (lambda: kernels.interaction_energy(X3, W[:-1], M3), "weights"),
+    (lambda: kernels.interaction_energy(cloud(20, 2), W, M3), "points"),
+    (lambda: direct.direct_field(X3, X3, W[:5], M3), "weights"),
+    (lambda: harmonic.harmonic_field(cloud(20, 2), X3, W, M3), "targets"),
+    (lambda: harmonic.to_real(np.zeros(7, complex), 4), "alm"),
+    (lambda: harmonic.from_real(np.zeros(24), 4), "r"),
+    (lambda: harmonic.kernel_matrix(np.eye(2), 1.0, 4), "A"),
+    (lambda: sphere_exact.poisson_density(cloud(5, 2), [0.1, 0.0, 0.0]), "points"),
+    (lambda: sphere_exact.poisson_mean([0.1, 0.2]), "w"),
+    (lambda: sphere_exact.poisson_parameter([0.0, 1.0], [0.1, 0, 0], np.eye(2)), "V"),
+    (lambda: bounds.spectral_gap(np.ones((2, 3))), "V"),
+    (lambda: observables.cluster_times([0.0, 1.0, 2.0], np.stack([X3, X3]), X3[:2], 0.1),
+     "tuned_points"),
+    (lambda: circle_exact.wrapped_cauchy_density(X3, 0.5), "points"),
+    (lambda: harmonic.zonal_factor(np.ones((2, 3))), "A"),
+]
+
+
+@pytest.mark.parametrize("call, word", WRONG_SHAPE)
+def test_wrong_shapes_are_value_errors_naming_the_parameter(call, word):
+    with pytest.raises(ValueError, match=named(word)):
+        call()
+
+
+OUT_OF_RANGE = [
+    (lambda: uniform_growth_rate(0, 1.0, 3), "l"),
+    (lambda: uniform_growth_rate(1, -1.0, 3), "beta"),
+    (lambda: uniform_growth_rate(1, 1.0, 1), "d"),
+    (lambda: circle_exact.kuramoto_order_parameter(1.0, 1.0), "r0"),
+    (lambda: circle_exact.kuramoto_order_parameter(-1.0, 0.5), "t"),
+    (lambda: circle_exact.sample_wrapped_cauchy(0, 0.5), "n"),
+    (lambda: circle_clusters.count_clusters_circle(measure(d=2), level=0.0), "level"),
+    (lambda: circle_clusters.count_clusters_circle(measure(d=2), min_mass=-0.1), "min_mass"),
+    (lambda: circle_clusters.count_clusters_circle(measure(d=3)), "mu"),
+    (lambda: kernels.interaction_energy(X3, -W, M3), "weights"),
+    (lambda: kernels.interaction_energy(2 * X3, W, M3), "points"),
+    (lambda: harmonic.harmonic_degree(-1.0), "kappa"),
+    (lambda: harmonic.kernel_matrix(np.eye(3), 1.0, harmonic.MAX_DEGREE + 1), "L"),
+    (lambda: harmonic.fixed_points_field(M3, X3, X3, field="fft"), "field"),
+    (lambda: harmonic.sphere_harmonics(2 * X3, 4), "points"),
+    (lambda: sphere_exact.poisson_density(X3, [0.6, 0.8, 0.0]), "w"),
+    (lambda: sphere_exact.poisson_parameter([1.0, 0.5], [0.1, 0, 0], np.eye(3)), "times"),
+    (lambda: bounds.gronwall_bound(M3, 0.1, -1.0), "t"),
+    (lambda: bounds.dirac_angle(1.0, 2.0, 0.1), "theta0"),
+    (lambda: observables.reference_clusters(X3, 0.0), "delta"),
+    (lambda: observables.cluster_times([0.0, 1.0], np.stack([X3, X3]), X3[:2], -0.1),
+     "delta"),
+    (lambda: growth.growth_rate_sphere(M3, 1, n_lat=24, amplitude=0.5), "amplitude"),
+    (lambda: growth.growth_rate_circle(Attention(d=2), 1, T=0.0), "T"),
+    (lambda: growth.growth_rate_circle(M3, 1), "model"),
+    (lambda: check_density(uniform_s2, 1), "d"),
+]
+
+
+@pytest.mark.parametrize("call, word", OUT_OF_RANGE)
+def test_values_out_of_range_are_value_errors_naming_the_parameter(call, word):
+    with pytest.raises(ValueError, match=named(word)):
+        call()
+
+
+BEYOND_MEMORY = [
+    (lambda: harmonic.sphere_harmonics(X3, 10**6), "L"),
+    (lambda: harmonic.gauss_grid(10**6), "L"),
+    (lambda: harmonic.gauss_grid(0, (10**6, 2 * 10**6)), "shape"),
+    (lambda: harmonic.real_degrees(10**6), "L"),
+    (lambda: circle_clusters.count_clusters_circle(measure(d=2), bins=10**12), "bins"),
+    (lambda: circle_exact.sample_wrapped_cauchy(10**12, 0.5), "n"),
+    (lambda: growth.growth_rate_circle(Attention(d=2), 1, n=10**12), "n"),
+    (lambda: growth.growth_rate_sphere(M3, 1, n_lat=10**6), "n_lat"),
+    (lambda: sobolev.truncation_bound(3, terms=10**12), "terms"),
+]
+
+
+@pytest.mark.parametrize("call, word", BEYOND_MEMORY)
+def test_sizes_beyond_memory_are_memory_errors_before_allocating(call, word):
+    with pytest.raises(MemoryError, match=named(word)) as err:
+        call()
+    assert "GiB" in str(err.value)
+
+
+def test_checked_functions_still_give_their_exact_values():
+    """The checks change no value: the exact solutions against their closed forms."""
+    r0 = 0.3
+    r = circle_exact.kuramoto_order_parameter([0.0, 1.0], r0)
+    assert r[0] == pytest.approx(r0, rel=1e-15)
+    assert r[1] ** 2 == pytest.approx(r0**2 * math.e / (1 - r0**2 + r0**2 * math.e), rel=1e-14)
+    # P_0 is the uniform density, and m(w) ~ 4 |w| / 3 for small w (module docstring)
+    assert np.allclose(sphere_exact.poisson_density(X3, [0.0, 0.0, 0.0]), 1 / (4 * math.pi))
+    m = sphere_exact.poisson_mean([1e-4, 0.0, 0.0])
+    assert m[0] == pytest.approx(4e-4 / 3, rel=1e-7)
+    # beta = 0: the l = 1 growth rate is (d - 1) / d
+    assert uniform_growth_rate(1, 0.0, 3) == pytest.approx(2 / 3, rel=1e-15)
