@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from .checks import check_choice
+from .direct import check_model
 
 __all__ = ["field_scale", "default_dt", "march", "march_dop853", "check_dop853_options",
            "progress_bar", "StepGuard",
@@ -60,14 +61,15 @@ def collapse_reason(model, geometry: str) -> str:
     scale, and the one remedy for ``geometry`` (one of :data:`COLLAPSE_GEOMETRIES`), for the
     messages of :class:`StepGuard`.
 
-    The scale, first match: USA with a = beta ||Q^T K|| > 3, the USA scale e^a (its dynamics
-    run on times e^-a); ||V|| > 1 + 2a, V (the field is linear in V: the run with V / ||V||
-    to time T ||V|| is the same flow); else a, through beta and Q^T K. The remedy: for a time
-    scale (USA, V), rescale time; for a, on particles a shorter T (the step follows
-    L_est = ||V|| (1 + 2a)), on the spectral solvers a higher resolution or the method for
-    clusters (fv on S^1, fem on S^2: the density concentrates below the band limit), on fv and
-    fem a lower resolution or a shorter T (their CFL step is the cell size over max|X|, and
-    max|X| <= ||V||)."""
+    First match, with a = beta ||Q^T K||: USA with a > 3, the USA scale e^a (its dynamics run
+    on times e^-a): rescale T or use SA; ||V|| > 1 + 2a, V (the field is linear in V, so the
+    run with V / ||V|| to time T ||V|| is the same flow): rescale V and T. Otherwise by
+    geometry: particles, a through beta and Q^T K (the step follows L_est = ||V|| (1 + 2a)):
+    a shorter T; the spectral solvers, a (the density concentrates below the band limit): a
+    higher resolution or the method for clusters (fv on S^1, fem on S^2); fv and fem, V and
+    the resolution (the CFL step is the cell size over max|X| <= ||V||): a lower resolution
+    or a shorter T. Each also says that max_steps may be raised."""
+    check_model(model)
     check_choice(geometry, "geometry", COLLAPSE_GEOMETRIES)
     a = float(model.beta * np.linalg.norm(model.A, 2))
     v = float(np.linalg.norm(model.V, 2))
@@ -94,8 +96,8 @@ def collapse_reason(model, geometry: str) -> str:
                 f"method='{_CLUSTER_METHOD[geometry]}' for clusters, {budget}")
     speed = "||V||" if model.normalized else "||V|| e^(beta ||Q^T K||)"
     return (f"the CFL step is the cell size over the speed max|X| <= {speed} = "
-            f"{v if model.normalized else v * math.exp(a):.3g} ({cause}); lower the "
-            f"resolution or shorten T, {budget}")
+            f"{v if model.normalized else v * math.exp(a):.3g}, set by V and the resolution; "
+            f"lower the resolution or shorten T, {budget}")
 
 
 class StepGuard:

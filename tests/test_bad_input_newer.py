@@ -181,7 +181,10 @@ def test_collapse_reason_gives_one_remedy_per_geometry(geometry):
     message = collapse_reason(Attention(beta=30.0, d=3), geometry)
     words = _remedy_words(message)
     assert not (words["lower"] and words["increase"]), message  # never both
-    assert "beta" in message and "Q^T K" in message
+    if geometry in ("S1 fv", "S2 fem"):  # the CFL step: the speed <= ||V|| sets it
+        assert "||V|| = 1" in message
+    else:
+        assert "beta ||Q^T K|| = 30" in message
     if geometry.endswith("spectral"):
         assert words["increase"]
         assert ("method='fv'" in message) == (geometry == "S1 spectral")
@@ -199,7 +202,8 @@ def test_collapse_reason_gives_one_remedy_per_geometry(geometry):
     (Attention(beta=4.0, d=3, Q=3 * np.eye(3)), "||Q^T K|| = 3"),
 ])
 def test_collapse_reason_names_the_parameter_that_sets_the_scale(model, name):
-    for geometry in COLLAPSE_GEOMETRIES:
+    grid = ("S1 fv", "S2 fem") if name == "||Q^T K|| = 3" else ()  # CFL: not beta's scale
+    for geometry in set(COLLAPSE_GEOMETRIES) - set(grid):
         message = collapse_reason(model, geometry)
         assert name in message, (geometry, message)
     if name == "||V||":  # a huge V is not blamed on beta
@@ -461,3 +465,39 @@ def test_checked_functions_still_give_their_exact_values():
     assert m[0] == pytest.approx(4e-4 / 3, rel=1e-7)
     # beta = 0: the l = 1 growth rate is (d - 1) / d
     assert uniform_growth_rate(1, 0.0, 3) == pytest.approx(2 / 3, rel=1e-15)
+
+
+def test_fixed_point_evaluators_refuse_non_finite_weights():
+    """The DG solver's evaluators (tables, zonal transforms) get their weights at every stage:
+    a NaN is an error naming them, not a ducc0 assertion or a silent NaN field."""
+    model = Attention(beta=1.0, d=3)
+    tables = harmonic.HarmonicTables(X3, X3, model)
+    transforms = harmonic.ZonalTransforms(X3, X3, model)
+    for evaluate in (tables, transforms):
+        assert np.all(np.isfinite(evaluate(W)))
+        with pytest.raises(ValueError, match=named("weights")):
+            evaluate(with_nan(W))
+    with pytest.raises(TypeError, match=named("model")):
+        collapse_reason("model", "particles")
+
+
+@pytest.mark.parametrize("d, method, resolution, own, foreign", [
+    (3, "spectral", 8, "method='fem'", "method='fv'"),
+    (2, "spectral", 16, "method='fv'", "method='fem'"),
+    (2, "fv", 32, "lower the resolution", "increase resolution"),
+    (3, "fem", 1, "lower the resolution", "increase resolution"),
+])
+def test_a_collapsed_run_names_the_remedy_of_its_own_geometry(d, method, resolution, own,
+                                                              foreign):
+    """A run stopped by its step budget (a tiny max_steps against a long T) says why with the
+    remedy of the solver that ran: on S^2 the spectral solver points to fem, never to fv."""
+    model = Attention(beta=2.0, d=d)
+    rho0 = (lambda p: np.full(len(p), 1 / (4 * np.pi))) if d == 3 else \
+        (lambda p: np.full(len(p), 1 / (2 * np.pi)))
+    with pytest.raises(StepCollapseError, match="max_steps") as err:
+        solve(model, lambda p: rho0(p) * (1 + 0.1 * p[:, 0]), 1e4, method=method,
+              resolution=resolution, times=[0.0, 1e4], max_steps=30, progress=False)
+    message = str(err.value)
+    assert own in message and foreign not in message, message
+    scale = "||V|| = 1" if method in ("fv", "fem") else "beta ||Q^T K|| = 2"
+    assert scale in message

@@ -434,6 +434,7 @@ class ZonalTransforms:
         w = np.asarray(weights, dtype=float)
         if w.shape != (self.n_sources,):
             raise ValueError(f"weights must have shape ({self.n_sources},), got {w.shape}")
+        check_finite(w, "weights")
         Z, S_y = self.sums(w, nthreads)
         if self.model.normalized:
             mean = S_y / Z[:, None]
@@ -623,6 +624,7 @@ class HarmonicTables:
         w = np.asarray(weights, dtype=float)
         if w.shape != (len(self.sources),):
             raise ValueError(f"weights must have shape ({len(self.sources)},), got {w.shape}")
+        check_finite(w, "weights")
         coeffs = self.Y_sources.T @ (w[:, None] * self.f_sources)  # c_lm[f], ((L+1)^2, 4)
         sums = self.Y_targets @ (self.lam[:, None] * coeffs)  # e^{-kappa} sum_j w_j k f
         if self.model.normalized:
