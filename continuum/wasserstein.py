@@ -151,14 +151,16 @@ def wasserstein_reduced(mu, nu, max_support: int | None = 2000):
     check_measure_pair(mu, nu)
     if max_support is not None:
         max_support = check_integer(max_support, "max_support", low=1)
-    # the reduced measures have at most max_support atoms each (None: all of them)
-    rows, cols = (min(mu.size, max_support), min(nu.size, max_support)) \
-        if max_support is not None else (mu.size, nu.size)
-    _check_cost_matrix(rows, cols, "max_support" if max_support is not None else "mu, nu",
-                       4, "" if max_support is not None else " (pass a max_support)")
     if mu.size == nu.size and np.array_equal(mu.points, nu.points) and \
             np.array_equal(mu.weights, nu.weights):
         return {1: 0.0, 2: 0.0}, {1: 0.0, 2: 0.0}  # the same measure: exactly 0
+    # the reduced measures have at most max_support atoms of positive weight each (None: all
+    # of them), so that is the cost matrix's size at most
+    rows, cols = (int(np.count_nonzero(m.weights)) for m in (mu, nu))
+    if max_support is not None:
+        rows, cols = min(rows, max_support), min(cols, max_support)
+    _check_cost_matrix(rows, cols, "max_support" if max_support is not None else "mu, nu",
+                       4, "" if max_support is not None else " (pass a max_support)")
     if max_support is None:
         max_support = max(mu.size, nu.size)
     mu_r, nu_r, e_mu, e_nu = reduce_pair(mu, nu, max_support)

@@ -118,12 +118,13 @@ def test_every_cost_matrix_is_refused_beyond_memory_before_allocating():
     """wasserstein_reduced's cost matrix (27 GiB before the fix), wasserstein_sphere's and
     ground_cost's: each sized against the machine's memory before any is built."""
     n = int(math.sqrt(physical_memory() / 8)) + 10  # one float64 n x n matrix is over memory
-    big = Measure(cloud(n, seed=2))
+    big, other = Measure(cloud(n, seed=2)), Measure(cloud(n, seed=3))
     small = measure()
     with pytest.raises(MemoryError, match="max_support"):
-        ws.wasserstein_reduced(big, big, max_support=n)
+        ws.wasserstein_reduced(big, other, max_support=n)
     with pytest.raises(MemoryError, match="mu, nu"):
-        ws.wasserstein_reduced(big, Measure(cloud(n, seed=3)), max_support=None)
+        ws.wasserstein_reduced(big, other, max_support=None)
+    assert ws.wasserstein_reduced(big, big, max_support=None)[0] == {1: 0.0, 2: 0.0}
     with pytest.raises(MemoryError, match="mu, nu"):
         ws.wasserstein_sphere(big, big)
     with pytest.raises(MemoryError, match="x, y"):
