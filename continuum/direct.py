@@ -31,6 +31,11 @@ Implementation (why it is fast and safe):
   below 1e-15,
   exponents below -700 are clamped there (their contribution is < 1e-304 of a sum >= 1e-200);
 * ``parallel=True`` over target tiles, ``cache=True`` (compiled once per machine).
+
+The checks every field path shares live here, at the bottom of the field's imports:
+:func:`check_model`, :func:`check_weights`, :func:`check_cloud_shapes` and
+:func:`check_finite` (the kernels, the harmonic expansion and the measure-level modules use
+them; ``attention_field(check=False)`` keeps the last two, O((M + N) d)).
 """
 
 from __future__ import annotations
