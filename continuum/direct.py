@@ -31,6 +31,11 @@ Implementation (why it is fast and safe):
   below 1e-15,
   exponents below -700 are clamped there (their contribution is < 1e-304 of a sum >= 1e-200);
 * ``parallel=True`` over target tiles, ``cache=True`` (compiled once per machine).
+
+The checks every field path shares live here, at the bottom of the field's imports:
+:func:`check_model`, :func:`check_weights`, :func:`check_cloud_shapes` and
+:func:`check_finite` (the kernels, the harmonic expansion and the measure-level modules use
+them; ``attention_field(check=False)`` keeps the last two, O((M + N) d)).
 """
 
 from __future__ import annotations
@@ -42,9 +47,12 @@ import numba as nb
 import numpy as np
 from numba import prange
 
+from .checks import as_real_array
 from .geometry import check_points
+from .model import Attention
 
-__all__ = ["direct_field", "interaction_energy", "log_kernel_mean", "GEMM_MIN_D"]
+__all__ = ["direct_field", "interaction_energy", "log_kernel_mean", "check_finite",
+           "check_cloud_shapes", "check_model", "check_weights", "GEMM_MIN_D", "LOG_MAX"]
 
 _BLOCK = 256
 _TILE = 32
@@ -254,12 +262,59 @@ def _threads_for(work: int):
         nb.set_num_threads(previous)
 
 
+def check_finite(values: np.ndarray, name: str, context: str = "") -> None:
+    """ValueError naming ``name`` if the array holds a NaN or an inf (min and max propagate
+    both: two vectorised passes, no temporary; O(size), negligible next to any field)."""
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        raise ValueError(f"{name} has non-finite entries (NaN or inf){context}")
+
+
+def check_model(model, name: str = "model", d: int | None = None) -> Attention:
+    """``model`` if it is an :class:`~continuum.model.Attention` (of dimension ``d`` when
+    given), else TypeError (ValueError for the wrong d) naming ``name``."""
+    if not isinstance(model, Attention):
+        raise TypeError(f"{name} must be an Attention, got {type(model).__name__}")
+    if d is not None and model.d != d:
+        raise ValueError(f"{name} must have d={d}, got d={model.d}")
+    return model
+
+
+def check_weights(weights, n: int, name: str = "weights", of: str = "points") -> np.ndarray:
+    """``weights`` as a float64 array (n,) of finite non-negative numbers with a positive sum
+    (the weights of a measure on ``n`` atoms named ``of``)."""
+    w = as_real_array(weights, name)
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) to match {of}, got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{name} must be finite and non-negative")
+    if n == 0 or not w.sum() > 0:
+        raise ValueError(f"{name} must have a positive sum (the measure is empty)")
+    return w
+
+
+def check_cloud_shapes(targets, sources, weights, d: int) -> None:
+    """Shapes of a field evaluation (O(1)): targets (M, d), sources (N, d), weights (N,)."""
+    for name, x in (("targets", targets), ("sources", sources)):
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"{name} must have shape (M, {d}) (the model's d), got {x.shape}")
+    if weights.shape != (sources.shape[0],):
+        raise ValueError(f"weights must have shape ({sources.shape[0]},) to match sources, "
+                         f"got {weights.shape}")
+
+
 def direct_field(targets, sources, weights, model) -> np.ndarray:
-    """Attention field by direct summation, O(M N d) time and O(M d) memory; no input checks
-    (see :func:`continuum.kernels.attention_field` for the equation and the checked entry)."""
+    """Attention field by direct summation, O(M N d) time and O(M d) memory (see
+    :func:`continuum.kernels.attention_field` for the equation and the fully checked entry).
+    Checks only what the kernel cannot survive: shapes and finite entries (a NaN would reach
+    the compiled kernel's integer conversions)."""
+    check_model(model)
     targets = np.ascontiguousarray(targets, dtype=np.float64)
-    sources_t = np.ascontiguousarray(np.asarray(sources, dtype=np.float64).T)
+    sources = np.asarray(sources, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
+    check_cloud_shapes(targets, sources, weights, model.d)
+    for name, values in (("targets", targets), ("sources", sources), ("weights", weights)):
+        check_finite(values, name)
+    sources_t = np.ascontiguousarray(sources.T)
     out = np.empty_like(targets)
     if targets.shape[0] == 0:
         return out
@@ -276,14 +331,34 @@ def direct_field(targets, sources, weights, model) -> np.ndarray:
             _field_kernel(targets, sources_t, weights, np.ascontiguousarray(model.A.T), model.V,
                           float(model.beta), bool(model.normalized), radius, out)
     if not np.all(np.isfinite(out)):
-        far = max(float(np.sqrt(np.max(np.einsum("ij,ij->i", targets, targets)))), radius)
-        stage = (f"; points lie up to |x| = {far:.3g} off the unit sphere: an integrator's "
-                 "stage has left it, so its step is too large for the field's scale (USA: "
-                 "e^(beta ||Q^T K||)); take a smaller step") if far > 1 + 1e-3 else ""
-        raise FloatingPointError(
-            f"attention field overflowed (USA with beta={model.beta:g}: e^(beta <Qx,Ky>) "
-            f"exceeds the float64 range{stage})")
+        raise FloatingPointError(_overflow_reason(targets, radius, weights, model))
     return out
+
+
+#: log of the largest float64, 709.78: e^x overflows beyond it
+LOG_MAX = math.log(np.finfo(np.float64).max)
+
+
+def _overflow_reason(targets, radius, weights, model) -> str:
+    """What made the field overflow, tested in order: USA's kernel e^(beta <Qx, Ky>) beyond
+    float64 (its exponent is at most beta ||Q^T K|| |x| |y|); points off the sphere (an
+    integrator's stage); else the size of V."""
+    far = max(float(np.sqrt(np.max(np.einsum("ij,ij->i", targets, targets)))), radius)
+    exponent = float(model.beta * np.linalg.norm(model.A, 2)) * far * radius
+    stage = (f"; points lie up to |x| = {far:.3g} off the unit sphere: an integrator's stage "
+             "has left it, so its step is too large for the field's scale; take a smaller "
+             "step") if far > 1 + 1e-3 else ""
+    if not model.normalized and exponent > LOG_MAX:
+        return (f"attention field overflowed: USA with beta={model.beta:g}, the kernel "
+                f"e^(beta <Qx,Ky>) reaches e^{exponent:.4g} (beta ||Q^T K|| |x| |y|), beyond "
+                f"the float64 range (e^{LOG_MAX:.2f}); use SA (normalized=True) or a smaller "
+                f"beta{stage}")
+    v = float(np.linalg.norm(model.V, 2))
+    usa = f" times the USA scale e^{exponent:.4g}" if not model.normalized else ""
+    return (f"attention field overflowed: the field's size ||V|| = {v:.3g}{usa} times the "
+            f"total weight {float(np.sum(weights)):.3g} exceeds the float64 range; V is too "
+            f"large for float64 (rescale V and time together: V / c up to time c T is the "
+            f"same flow){stage}")
 
 
 @nb.njit(parallel=True, fastmath=False, cache=True)
@@ -343,8 +418,9 @@ def log_kernel_mean(points, weights, model) -> float:
     sum_j w_j delta_{x_j}, computed in log space (each row shifted by its largest score, the
     rows combined by log-sum-exp), so it is finite for every beta; the interaction energy is
     E = expm1(log_kernel_mean) / (2 beta)."""
+    check_model(model)
     points = np.ascontiguousarray(check_points(points, "points", model.d))
-    weights = np.ascontiguousarray(np.asarray(weights, dtype=np.float64))
+    weights = np.ascontiguousarray(check_weights(weights, len(points)))
     rows = _log_row_kernel(points, weights, np.ascontiguousarray(model.A), float(model.beta))
     keep = weights > 0
     terms = np.log(weights[keep]) + rows[keep]
@@ -372,8 +448,9 @@ def interaction_energy(points, weights, model) -> float:
     where single terms overflow, from :func:`log_kernel_mean` in log space: finite whenever E
     itself is (inf only if E exceeds the float64 range, about beta > 710 for a cluster).
     """
+    check_model(model)
     points = check_points(points, "points", model.d)
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = check_weights(weights, len(points))
     radius = float(np.max(np.einsum("ij,ij->i", points, points), initial=0.0))
     if model.beta * np.linalg.norm(model.A, 2) * radius > _SAFE_EXPONENT:
         log_mean = log_kernel_mean(points, weights, model)

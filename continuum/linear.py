@@ -22,17 +22,17 @@ import math
 import numpy as np
 from scipy.special import gammaln, ive
 
+from .checks import check_flag, check_integer, check_real
+
 __all__ = ["uniform_growth_rate"]
 
 
 def uniform_growth_rate(l: int, beta: float, d: int, normalized: bool = True) -> float:
     """Growth rate of degree ``l`` (mode k on S^1) around the uniform measure on S^{d-1}."""
-    if l < 1:
-        raise ValueError(f"degree l must be >= 1, got {l}")
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
-    if d < 2:
-        raise ValueError(f"d must be >= 2, got {d}")
+    l = check_integer(l, "l (the degree)", low=1)
+    beta = check_real(beta, "beta", low=0)
+    d = check_integer(d, "d", low=2)
+    check_flag(normalized, "normalized")
     nu = d / 2 - 1
     if beta == 0:
         return (d - 1) / d if l == 1 else 0.0

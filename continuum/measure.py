@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import as_real_array
+from .direct import check_model
 from .geometry import check_on_sphere
 from .kernels import attention_field, interaction_energy
 
-__all__ = ["Measure"]
+__all__ = ["Measure", "check_measure", "check_measure_pair"]
 
 #: tolerance on sum(weights) = 1
 MASS_TOL = 1e-10
@@ -89,8 +90,7 @@ class Measure:
 
     def interaction_energy(self, model) -> float:
         """(1/(2 beta)) int int (e^{beta <Qx,Ky>} - 1) dmu dmu; see kernels.interaction_energy."""
-        if model.d != self.d:
-            raise ValueError(f"model has d={model.d}, measure has d={self.d}")
+        check_model(model, d=self.d)
         return interaction_energy(self.points, self.weights, model)
 
     def field(self, model, targets=None) -> np.ndarray:
@@ -98,3 +98,25 @@ class Measure:
         :func:`continuum.kernels.attention_field`."""
         targets = self.points if targets is None else targets
         return attention_field(targets, self.points, self.weights, model)
+
+
+def check_measure(value, name: str, d: int | None = None) -> "Measure":
+    """``value`` if it is a :class:`Measure` (on S^{d-1} when ``d`` is given), else TypeError
+    (ValueError for the wrong sphere) naming ``name``: an array of points is not a measure
+    (wrap it, ``Measure(points)``, for weights 1/M)."""
+    if not isinstance(value, Measure):
+        hint = "; wrap an array of points as Measure(points) for weights 1/M" \
+            if isinstance(value, np.ndarray) else ""
+        raise TypeError(f"{name} must be a Measure, got {type(value).__name__}{hint}")
+    if d is not None and value.d != d:
+        raise ValueError(f"{name} must be a measure on S^{d - 1} (d={d}), got d={value.d}")
+    return value
+
+
+def check_measure_pair(mu, nu, mu_name: str = "mu", nu_name: str = "nu") -> None:
+    """Both arguments Measures on the same sphere (else an error naming them)."""
+    check_measure(mu, mu_name)
+    check_measure(nu, nu_name)
+    if mu.d != nu.d:
+        raise ValueError(f"{mu_name} and {nu_name} live in different dimensions: d={mu.d} and "
+                         f"d={nu.d}")

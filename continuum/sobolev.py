@@ -31,6 +31,9 @@ import math
 
 import numpy as np
 
+from .checks import check_integer, check_memory, check_real
+from .measure import check_measure, check_measure_pair
+
 __all__ = ["sobolev_distance", "sobolev_coefficients", "coefficient_distance",
            "sampling_expectation", "truncation_bound"]
 
@@ -51,6 +54,8 @@ def _weights(d: int, L: int, s: float) -> np.ndarray:
 
 def sobolev_coefficients(mu, L: int = 64) -> np.ndarray:
     """Harmonic coefficients of a Measure on S^1 (c_k, |k| <= L) or S^2 (ducc0 layout, m >= 0)."""
+    check_measure(mu, "mu")
+    L = _check_degree(L, mu.d)
     if mu.d == 2:
         z = mu.points[:, 0] - 1j * mu.points[:, 1]  # e^{-i theta}
         z = z / np.abs(z)
@@ -73,18 +78,51 @@ def sobolev_coefficients(mu, L: int = 64) -> np.ndarray:
     raise ValueError(f"sobolev distances are implemented on S^1 and S^2 (d = 2, 3), got d={mu.d}")
 
 
-def _check(s: float, L: int):
-    if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 1:
-        raise ValueError(f"L must be an integer >= 1, got {L!r}")
-    if not (np.isfinite(s) and s > 0):
-        raise ValueError(f"s must be a positive number, got {s!r}")
+def _size(d: int, L: int) -> int:
+    """Number of coefficients of degree <= L: 2L + 1 (S^1) or (L + 1)(L + 2) / 2 (S^2)."""
+    return 2 * L + 1 if d == 2 else (L + 1) * (L + 2) // 2
+
+
+def _check_degree(L, d) -> int:
+    """The truncation degree L: an integer >= 1 whose coefficients (complex, with the weights
+    and their work arrays: about 64 bytes each on S^2, 16 N on S^1's power loop) fit in
+    memory; ``d`` 2 or 3."""
+    L = check_integer(L, "L", low=1)
+    if d not in (2, 3):
+        raise ValueError(f"sobolev distances are implemented on S^1 and S^2 (d = 2, 3), "
+                         f"got d={d}")
+    check_memory(64.0 * _size(d, L), "L", f"{_size(d, L)} harmonic coefficients (degree {L})")
+    return L
+
+
+def _check(s, L, d):
+    """(s, L) checked: s > 0 a real number, L as :func:`_check_degree`."""
+    return check_real(s, "s", low=0, low_open=True), _check_degree(L, d)
+
+
+def _check_coefficients(c, name: str, d: int, L: int) -> np.ndarray:
+    """Coefficients in the layout of :func:`sobolev_coefficients` for degree L: a 1-d array of
+    (real or complex) finite numbers of length 2L + 1 (S^1) or (L + 1)(L + 2) / 2 (S^2)."""
+    try:
+        c = np.asarray(c)
+    except ValueError:
+        raise ValueError(f"{name} must be a 1-d array of coefficients; got a ragged "
+                         "sequence") from None
+    if c.dtype.kind not in "iufc":
+        raise TypeError(f"{name} must hold numbers, got dtype {c.dtype}")
+    if c.shape != (_size(d, L),):
+        raise ValueError(f"{name} must have shape ({_size(d, L)},), the coefficients of degree "
+                         f"<= L={L} on S^{d - 1}, got {c.shape} (coefficients of different "
+                         "degree?)")
+    if not np.all(np.isfinite(c)):
+        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+    return c
 
 
 def sobolev_distance(mu, nu, s: float = 2.0, L: int = 64) -> float:
     """||mu - nu||_{H^{-s}} truncated at degree L (module docstring), exact up to round-off."""
-    _check(s, L)
-    if mu.d != nu.d:
-        raise ValueError(f"measures live in different dimensions: d={mu.d} and d={nu.d}")
+    check_measure_pair(mu, nu)
+    s, L = _check(s, L, mu.d)
     return coefficient_distance(sobolev_coefficients(mu, L), sobolev_coefficients(nu, L),
                                 mu.d, s, L)
 
@@ -93,13 +131,16 @@ def coefficient_distance(c_mu, c_nu, d: int, s: float = 2.0, L: int = 64) -> flo
     """||mu - nu||_{H^{-s}} from harmonic coefficients in the layout of
     :func:`sobolev_coefficients` (for a density known by its coefficients, e.g. the spectral
     S^2 solver's: ``continuum.sphere.harmonic.from_real`` gives that layout)."""
-    _check(s, L)
-    diff = np.asarray(c_mu) - np.asarray(c_nu)
+    d = check_integer(d, "d", low=2, high=3)
+    s, L = _check(s, L, d)
+    diff = _check_coefficients(c_mu, "c_mu", d, L) - _check_coefficients(c_nu, "c_nu", d, L)
     return float(math.sqrt(max(float(_weights(d, L, s) @ np.abs(diff) ** 2), 0.0)))
 
 
 def kernel_diagonal(d: int, s: float = 2.0, L: int = 64) -> float:
     """k_L(x, x), the same at every point of the sphere."""
+    d = check_integer(d, "d", low=2, high=3)
+    s, L = _check(s, L, d)
     if d == 2:
         return float(((1.0 + np.arange(-L, L + 1) ** 2) ** (-s)).sum() / (2 * math.pi))
     l = np.arange(L + 1)
@@ -108,7 +149,9 @@ def kernel_diagonal(d: int, s: float = 2.0, L: int = 64) -> float:
 
 def sampling_expectation(mu, n: int, s: float = 2.0, L: int = 64) -> float:
     """E ||mu_n - mu||^2_{H^{-s}} for n i.i.d. samples of mu: (k_L(x, x) - ||mu||^2) / n."""
-    _check(s, L)
+    check_measure(mu, "mu")
+    n = check_integer(n, "n (the number of samples)", low=1)
+    s, L = _check(s, L, mu.d)
     c = sobolev_coefficients(mu, L)
     return (kernel_diagonal(mu.d, s, L) - float(_weights(mu.d, L, s) @ np.abs(c) ** 2)) / n
 
@@ -118,6 +161,10 @@ def truncation_bound(d: int, s: float = 2.0, L: int = 64, terms: int = 200_000) 
     sum_{l > L} w_l 4 (2l + 1) / (4 pi) (S^2) or sum_{|k| > L} w_k 4 / (2 pi) (S^1), from
     |c(mu) - c(nu)|^2 <= 2 (|c(mu)|^2 + |c(nu)|^2) and sum_m |c_lm|^2 <= (2l + 1) / (4 pi)
     (|c_k|^2 <= 1 / (2 pi)); summed to ``terms`` and the rest bounded by an integral."""
+    d = check_integer(d, "d", low=2, high=3)
+    s, L = _check(s, L, d)
+    terms = check_integer(terms, "terms", low=1)
+    check_memory(24.0 * terms, "terms", f"{terms} terms of the tail sum")
     l = np.arange(L + 1, L + 1 + terms, dtype=float)
     if d == 2:
         head = 8 * ((1 + l**2) ** (-s)).sum() / (2 * math.pi)  # both signs of k

@@ -16,9 +16,12 @@ import sys
 
 import numpy as np
 
+from .checks import check_choice
+from .direct import check_model
+
 __all__ = ["field_scale", "default_dt", "march", "march_dop853", "check_dop853_options",
            "progress_bar", "StepGuard",
-           "StepCollapseError", "collapse_reason", "MAX_STEPS"]
+           "StepCollapseError", "collapse_reason", "COLLAPSE_GEOMETRIES", "MAX_STEPS"]
 
 #: default step budget of a run: beyond it a run is hours long and its step has collapsed
 MAX_STEPS = 10**6
@@ -47,24 +50,54 @@ class StepCollapseError(RuntimeError):
     """A run's step became so small that the remaining time needs more than ``max_steps``."""
 
 
-def collapse_reason(model, grid: bool = True) -> str:
-    """Why the step of a run of ``model`` may collapse, and what to do (for error messages);
-    ``grid`` False for particles (no resolution to blame)."""
+#: the runs whose step may collapse: the geometry and method of :func:`collapse_reason`
+COLLAPSE_GEOMETRIES = ("particles", "S1 spectral", "S1 fv", "S2 spectral", "S2 fem")
+#: the method for clusters beside each spectral solver
+_CLUSTER_METHOD = {"S1 spectral": "fv", "S2 spectral": "fem"}
+
+
+def collapse_reason(model, geometry: str) -> str:
+    """Why the step of a run of ``model`` may collapse, naming the parameter that sets the
+    scale, and the one remedy for ``geometry`` (one of :data:`COLLAPSE_GEOMETRIES`), for the
+    messages of :class:`StepGuard`.
+
+    First match, with a = beta ||Q^T K||: USA with a > 3, the USA scale e^a (its dynamics run
+    on times e^-a): rescale T or use SA; ||V|| > 1 + 2a, V (the field is linear in V, so the
+    run with V / ||V|| to time T ||V|| is the same flow): rescale V and T. Otherwise by
+    geometry: particles, a through beta and Q^T K (the step follows L_est = ||V|| (1 + 2a)):
+    a shorter T; the spectral solvers, a (the density concentrates below the band limit): a
+    higher resolution or the method for clusters (fv on S^1, fem on S^2); fv and fem, V and
+    the resolution (the CFL step is the cell size over max|X| <= ||V||): a lower resolution
+    or a shorter T. Each also says that max_steps may be raised."""
+    check_model(model)
+    check_choice(geometry, "geometry", COLLAPSE_GEOMETRIES)
     a = float(model.beta * np.linalg.norm(model.A, 2))
+    v = float(np.linalg.norm(model.V, 2))
+    budget = "or raise max_steps if the run really needs them"
     if not model.normalized and a > 3:
-        scale = f"{math.exp(a):.3g}" if a < 700 else "beyond float64"
-        return (f"USA has no normaliser: its field carries the kernel's scale e^(beta "
-                f"||Q^T K||) = e^{a:.3g} = {scale}, so the dynamics run on times of order "
-                f"e^-{a:.3g}; rescale time (T times e^-{a:.3g}), lower beta, or use SA "
-                "(normalized=True)")
-    if not grid:
-        return (f"the field scale L_est = {field_scale(model):.3g} (beta ||Q^T K|| = {a:.3g}) "
-                "sets the step; lower beta, shorten T, or raise max_steps if the run really "
-                "needs them")
-    return (f"the field scale L_est = {field_scale(model):.3g} (beta ||Q^T K|| = {a:.3g}) and "
-            "a density concentrating below the grid scale make the problem stiff; lower the "
-            "resolution or beta, shorten T, use method='fv' on S^1 for clusters, or raise "
-            "max_steps if the run really needs them")
+        scale = f"{math.exp(a):.3g}" if a < 709 else "beyond float64"
+        return (f"USA has no normaliser: its field carries the USA scale e^(beta ||Q^T K||) "
+                f"= e^{a:.3g} = {scale} (beta = {model.beta:g}, ||Q^T K|| = "
+                f"{a / model.beta:.3g}), so the dynamics run on times of order e^-{a:.3g}; "
+                f"rescale time (T times e^-{a:.3g}) or use SA (normalized=True)")
+    if v > 1 + 2 * a:
+        return (f"V sets the time scale: ||V|| = {v:.3g} (beta ||Q^T K|| = {a:.3g}), so the "
+                f"dynamics run on times of order 1/||V|| = {1 / v:.3g}; the field is linear "
+                f"in V, so V / ||V|| up to time T ||V|| is the same run: rescale V and T, "
+                f"{budget}")
+    cause = (f"beta ||Q^T K|| = {a:.3g} (beta = {model.beta:g}, ||Q^T K|| = "
+             f"{float(np.linalg.norm(model.A, 2)):.3g})")
+    if geometry == "particles":
+        return (f"the step follows the field scale L_est = ||V|| (1 + 2 beta ||Q^T K||) = "
+                f"{field_scale(model):.3g}, set by {cause}; shorten T, {budget}")
+    if geometry in _CLUSTER_METHOD:
+        return (f"{cause} concentrates the density into clusters narrower than the band limit "
+                f"resolves, which makes the problem stiff; increase resolution, or use "
+                f"method='{_CLUSTER_METHOD[geometry]}' for clusters, {budget}")
+    speed = "||V||" if model.normalized else "||V|| e^(beta ||Q^T K||)"
+    return (f"the CFL step is the cell size over the speed max|X| <= {speed} = "
+            f"{v if model.normalized else v * math.exp(a):.3g}, set by V and the resolution; "
+            f"lower the resolution or shorten T, {budget}")
 
 
 class StepGuard:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_integer, check_memory, check_real
-from .measure import Measure
+from .checks import check_choice, check_integer, check_memory, check_real
+from .geometry import check_on_sphere, check_points
+from .measure import check_measure_pair
 
 __all__ = ["wasserstein_sphere", "wasserstein_circle", "wasserstein_reduced",
            "reduce_pair", "ground_cost"]
@@ -21,8 +22,12 @@ def ground_cost(x: np.ndarray, y: np.ndarray, cost: str = "geodesic") -> np.ndar
     """
     from scipy.spatial.distance import cdist
 
-    if cost not in COSTS:
-        raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
+    x = check_points(x, "x")
+    y = check_points(y, "y", x.shape[1])
+    check_on_sphere(x, "x")
+    check_on_sphere(y, "y")
+    check_choice(cost, "cost", COSTS)
+    _check_cost_matrix(len(x), len(y), "x, y", 3)
     chord = cdist(x, y)
     return _arc(chord) if cost == "geodesic" else chord
 
@@ -48,11 +53,10 @@ def wasserstein_sphere(mu, nu, p: int = 2, cost: str = "geodesic") -> float:
     """
     import ot
 
-    _check_pair(mu, nu)
+    check_measure_pair(mu, nu)
     p = check_real(p, "p", low=1)
-    # the cost matrix and its p-th power, float64
-    check_memory(16.0 * mu.size * nu.size, "mu, nu",
-                 f"a {mu.size} x {nu.size} cost matrix (use wasserstein_reduced)")
+    check_choice(cost, "cost", COSTS)
+    _check_cost_matrix(mu.size, nu.size, "mu, nu", 4, " (use wasserstein_reduced)")
     M = ground_cost(mu.points, nu.points, cost) ** p
     value = ot.emd2(mu.weights, nu.weights, M, numItermax=10_000_000)
     return float(max(value, 0.0) ** (1.0 / p))
@@ -76,8 +80,8 @@ def reduce_pair(mu, nu, max_support: int):
 
     from .measure import Measure
 
-    if max_support < 1:
-        raise ValueError(f"max_support must be a positive integer, got {max_support}")
+    check_measure_pair(mu, nu)
+    max_support = check_integer(max_support, "max_support", low=1)
     keep_mu, keep_nu = mu.weights > 0, nu.weights > 0
     x, a = mu.points[keep_mu], mu.weights[keep_mu]
     y, b = nu.points[keep_nu], nu.weights[keep_nu]
@@ -144,12 +148,19 @@ def wasserstein_reduced(mu, nu, max_support: int | None = 2000):
     """
     import ot
 
-    _check_pair(mu, nu)
+    check_measure_pair(mu, nu)
     if max_support is not None:
         max_support = check_integer(max_support, "max_support", low=1)
     if mu.size == nu.size and np.array_equal(mu.points, nu.points) and \
             np.array_equal(mu.weights, nu.weights):
         return {1: 0.0, 2: 0.0}, {1: 0.0, 2: 0.0}  # the same measure: exactly 0
+    # the reduced measures have at most max_support atoms of positive weight each (None: all
+    # of them), so that is the cost matrix's size at most
+    rows, cols = (int(np.count_nonzero(m.weights)) for m in (mu, nu))
+    if max_support is not None:
+        rows, cols = min(rows, max_support), min(cols, max_support)
+    _check_cost_matrix(rows, cols, "max_support" if max_support is not None else "mu, nu",
+                       4, "" if max_support is not None else " (pass a max_support)")
     if max_support is None:
         max_support = max(mu.size, nu.size)
     mu_r, nu_r, e_mu, e_nu = reduce_pair(mu, nu, max_support)
@@ -161,13 +172,11 @@ def wasserstein_reduced(mu, nu, max_support: int | None = 2000):
     return values, {p: e_mu[p] + e_nu[p] for p in (1, 2)}
 
 
-def _check_pair(mu, nu) -> None:
-    """Both arguments Measures on the same sphere (else an error naming mu / nu)."""
-    for name, m in (("mu", mu), ("nu", nu)):
-        if not isinstance(m, Measure):
-            raise TypeError(f"{name} must be a Measure, got {type(m).__name__}")
-    if mu.d != nu.d:
-        raise ValueError(f"measures live in different dimensions: d={mu.d} and d={nu.d}")
+def _check_cost_matrix(rows: int, cols: int, name: str, copies: int, hint: str = "") -> None:
+    """Refuse (MemoryError naming ``name``) ``copies`` float64 matrices rows x cols (the cost,
+    its powers, the transport plan POT builds) beyond the machine's memory, before any is
+    allocated."""
+    check_memory(8.0 * copies * rows * cols, name, f"a {rows} x {cols} cost matrix{hint}")
 
 
 def _circle_positions(mu) -> np.ndarray:
@@ -184,7 +193,7 @@ def wasserstein_circle(mu, nu, p: int = 1) -> float:
     the merged atoms. p > 1 uses POT's ``ot.wasserstein_circle`` (binary search on the same
     CDF formulation, Delon, Salomon, Sobolevski 2010), on positions scaled to [0, 1).
     """
-    _check_pair(mu, nu)
+    check_measure_pair(mu, nu)
     p = check_real(p, "p", low=1)
     a, b = _circle_positions(mu), _circle_positions(nu)
     if p == 1:

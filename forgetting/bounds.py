@@ -68,7 +68,8 @@ import math
 import numpy as np
 
 from continuum import Attention
-from continuum.checks import check_real
+from continuum.checks import as_real_array, check_array, check_real
+from continuum.direct import check_model
 
 __all__ = ["lipschitz_constants", "perturbation_log_forcing", "gronwall_bound",
            "deviation_time_lower_bound",
@@ -88,6 +89,7 @@ def lipschitz_constants(model) -> dict:
     ``forcing`` multiplies ||Delta V|| to give eps for a change of V alone (1 for SA, e^a for
     USA); :func:`perturbation_log_forcing` gives eps for any change.
     """
+    check_model(model)
     a = float(model.beta * np.linalg.norm(model.A, 2))
     v = float(np.linalg.norm(model.V, 2))
     log_v = math.log(v) if v > 0 else -math.inf
@@ -113,9 +115,8 @@ def perturbation_log_forcing(model, tuned) -> float:
     docstring from dV = ||V' - V|| and dB = ||beta' Q'^T K' - beta Q^T K|| (any change of V,
     Q, K or beta): SA eps = dV + ||V|| dB, USA eps = e^{a'} (dV + ||V|| dB),
     a' = max(||B||, ||B'||). -inf when the models are the same."""
-    for name, m in (("model", model), ("tuned", tuned)):
-        if not isinstance(m, Attention):
-            raise TypeError(f"{name} must be an Attention, got {type(m).__name__}")
+    check_model(model)
+    check_model(tuned, "tuned")
     if tuned.d != model.d or tuned.normalized != model.normalized:
         raise ValueError(f"tuned must have the base model's d={model.d} and normalisation "
                          f"({model.name}), got d={tuned.d}, {tuned.name}")
@@ -138,6 +139,14 @@ def _log_eps(model, delta_norm) -> float:
     return lipschitz_constants(model)["log_forcing"] + math.log(eps) if eps > 0 else -math.inf
 
 
+def _check_times(t, name: str = "t") -> np.ndarray:
+    """``t`` (a number or an array) as float64 times: finite and >= 0."""
+    t = as_real_array(t, name)
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError(f"{name} must hold finite times >= 0")
+    return t
+
+
 def gronwall_bound(model, delta_norm, t):
     """eps (e^{L t} - 1) / L: upper bound on W_1 (chordal) between base and fine-tuned runs.
 
@@ -148,7 +157,7 @@ def gronwall_bound(model, delta_norm, t):
     """
     c = lipschitz_constants(model)
     log_eps = _log_eps(model, delta_norm)
-    t = np.asarray(t, dtype=np.float64)
+    t = _check_times(t)
     if log_eps == -math.inf:
         return np.zeros_like(t)
     if c["L"] == 0:
@@ -183,7 +192,9 @@ def deviation_time_lower_bound(model, delta_norm, delta: float) -> float:
 def spectral_gap(V) -> tuple[float, np.ndarray]:
     """(gap, v1): Re(lambda_1) - Re(lambda_2) for the eigenvalues of V sorted by real part,
     and the (real, unit) eigenvector of lambda_1 (where tokens of concentrated data end)."""
-    V = np.asarray(V, dtype=np.float64)
+    V = check_array(V, "V", ndim=2)
+    if V.shape[0] != V.shape[1] or V.shape[0] < 2:
+        raise ValueError(f"V must be a square matrix of size >= 2, got shape {V.shape}")
     lam, vecs = np.linalg.eig(V)
     order = np.argsort(-lam.real)
     lam, vecs = lam[order], vecs[:, order]
@@ -194,13 +205,18 @@ def spectral_gap(V) -> tuple[float, np.ndarray]:
 def dirac_angle(t, theta0: float, g: float, eps: float = 0.0):
     """Angle from e1 of the Dirac solution on S^1, V = diag(1, 1 - g), Delta = eps e2 e2^T:
     tan theta(t) = tan theta0 e^{(eps - g) t} (theta0 in (0, pi/2))."""
-    t = np.asarray(t, dtype=np.float64)
+    t = _check_times(t)
+    theta0 = check_real(theta0, "theta0", low=0, high=math.pi / 2, low_open=True,
+                        high_open=True)
+    g, eps = check_real(g, "g"), check_real(eps, "eps")
     return np.arctan(math.tan(theta0) * np.exp((eps - g) * t))
 
 
 def dirac_time_to_deviation(delta: float, theta0: float, g: float, eps: float) -> float:
     """First time the fine-tuned Dirac is an angle delta from e1 (base stays below theta0):
     log(tan delta / tan theta0) / (eps - g) for eps > g, infinite otherwise."""
+    delta, theta0 = check_real(delta, "delta"), check_real(theta0, "theta0")
+    g, eps = check_real(g, "g"), check_real(eps, "eps")
     if not 0 < theta0 < delta < math.pi / 2:
         raise ValueError(f"need 0 < theta0 < delta < pi/2, got theta0={theta0}, delta={delta}")
     if eps <= g:

@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from continuum.checks import check_array, check_memory, check_real
+from continuum.geometry import check_on_sphere, check_points
+from continuum.initial import check_times
+
 __all__ = ["reference_clusters", "cluster_times"]
 
 
 def reference_clusters(points: np.ndarray, delta: float) -> np.ndarray:
     """Centres of the groups of ``points`` (unit vectors) closer than delta/2 (greedy)."""
-    remaining = np.asarray(points, dtype=float)
+    remaining = check_points(points, "points")
+    check_on_sphere(remaining, "points")
+    check_real(delta, "delta", low=0, low_open=True)
     centres = []
     while len(remaining):
         seed = remaining[0]
@@ -35,6 +41,18 @@ def reference_clusters(points: np.ndarray, delta: float) -> np.ndarray:
 
 def cluster_times(times, tuned_points, centres, delta: float):
     """(time_cluster, time_bifurcation) of the fine-tuned trajectory (nt, N, d)."""
+    delta = check_real(delta, "delta", low=0, low_open=True)
+    times = np.atleast_1d(check_array(times, "times"))
+    _, times = check_times(float(times.max(initial=0.0)), times)  # increasing, >= 0
+    centres = check_points(centres, "centres")
+    tuned_points = np.asarray(tuned_points)
+    if tuned_points.ndim != 3 or tuned_points.shape[0] != times.size \
+            or tuned_points.shape[2] != centres.shape[1]:
+        raise ValueError(f"tuned_points must have shape ({times.size}, N, {centres.shape[1]}) "
+                         f"(saved times, tokens, d), got {tuned_points.shape}")
+    check_points(tuned_points.reshape(-1, centres.shape[1]), "tuned_points")
+    check_memory(8.0 * tuned_points.shape[0] * tuned_points.shape[1] * len(centres),
+                 "tuned_points", f"{tuned_points.shape[:2]} tokens x {len(centres)} centres")
     inner = np.einsum("tnd,kd->tnk", tuned_points, centres)
     dist = np.arccos(np.clip(inner.max(axis=2), -1, 1))  # geodesic to the nearest centre
     inside = dist.max(axis=1) <= delta

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import eval_legendre
 
+from continuum.checks import check_integer, check_memory, check_real
+from continuum.direct import check_model
 from continuum.geometry import (angles_to_circle, circle_grid, gauss_sphere_grid, normalize,
                                 tangent_project)
 from continuum.measure import Measure
@@ -38,9 +40,19 @@ def growth_dt(model) -> float:
     is about a^{(d-1)/2} times smaller than at a cluster (int e^{beta <x, y>} dy ~ e^a /
     a^{(d-1)/2}), so simulate's default 0.1 / L_est would take many times the steps (20 at
     beta = 4) for no accuracy gained."""
+    check_model(model)
     a = model.beta * np.linalg.norm(model.A, 2)
     sa_scale = min(0.05, 0.1 / max(np.linalg.norm(model.V, 2) * (1 + 2 * a), 1e-300))
     return min(sa_scale, 2.0 / field_scale(model))
+
+
+def _check_run(T, amplitude, dt):
+    """(T, amplitude, dt) of a growth-rate run: T > 0, 0 < amplitude <= 1e-2 (linear
+    response: the rate is measured to O(amplitude)), dt None or > 0."""
+    T = check_real(T, "T", low=0, low_open=True)
+    amplitude = check_real(amplitude, "amplitude", low=0, low_open=True, high=1e-2)
+    dt = None if dt is None else check_real(dt, "dt", low=0, low_open=True)
+    return T, amplitude, dt
 
 
 def _rate(model, base_points, weights, pert_points, project, T, dt):
@@ -54,8 +66,11 @@ def _rate(model, base_points, weights, pert_points, project, T, dt):
 def growth_rate_circle(model, k: int, n: int = 1024, T: float = 1.0, amplitude: float = 1e-7,
                        dt=None) -> float:
     """Growth rate of Fourier mode k measured from n lattice particles on S^1 (d = 2)."""
-    if model.d != 2:
-        raise ValueError(f"growth_rate_circle needs a d=2 model, got d={model.d}")
+    check_model(model, d=2)
+    k = check_integer(k, "k", low=1)
+    n = check_integer(n, "n", low=8)
+    check_memory(8.0 * n * 2 * 40, "n", f"{n} lattice particles (two runs)")
+    T, amplitude, dt = _check_run(T, amplitude, dt)
     if not 1 <= k < n // 4:
         raise ValueError(f"mode k must be in [1, n/4), got k={k}, n={n}")
     base, w = circle_grid(n)
@@ -73,8 +88,12 @@ def growth_rate_circle(model, k: int, n: int = 1024, T: float = 1.0, amplitude: 
 def growth_rate_sphere(model, l: int, n_lat: int = 24, T: float = 1.0,
                        amplitude: float = 1e-7, dt=None) -> float:
     """Growth rate of degree l measured from the weighted Gauss grid (2 n_lat^2 points) on S^2."""
-    if model.d != 3:
-        raise ValueError(f"growth_rate_sphere needs a d=3 model, got d={model.d}")
+    check_model(model, d=3)
+    l = check_integer(l, "l", low=1)
+    n_lat = check_integer(n_lat, "n_lat", low=4)
+    check_memory(8.0 * 2 * n_lat**2 * 3 * 40, "n_lat",
+                 f"{2 * n_lat**2} grid particles (two runs)")
+    T, amplitude, dt = _check_run(T, amplitude, dt)
     if not 1 <= l < n_lat // 2:
         raise ValueError(f"degree l must be in [1, n_lat/2), got l={l}, n_lat={n_lat}")
     base, w = gauss_sphere_grid(n_lat)

@@ -152,7 +152,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         dt = default_dt(model)
         if not dt > 0:  # USA with e^{beta ||Q^T K||} beyond float64: no step resolves it
             raise StepCollapseError(f"dt: no default step for this model (L_est = {scale:.3g})"
-                                    f". {collapse_reason(model, grid=False)}")
+                                    f". {collapse_reason(model, 'particles')}")
     dt = check_real(dt, "dt", low=0, low_open=True)
     if method == "rk4" and dt * scale > RK4_REAL_STABILITY:
         raise ValueError(f"dt={dt:g} is outside the RK4 stability interval: dt * L_est = "
@@ -174,15 +174,15 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     check_memory(8.0 * n * d * (times.size + 20), "x0 and times",
                  f"{n} tokens in d={d} at {times.size} saved times")
     label = f"simulate {method} N={n}"
-    guard = StepGuard(T, max_steps, label, collapse_reason(model, grid=False), patience=20)
+    guard = StepGuard(T, max_steps, label, collapse_reason(model, "particles"), patience=20)
     if method != "dop853":  # fixed steps: the count is known before any work
         gaps = np.diff(times, prepend=0.0)
         total = int(np.sum(np.ceil(gaps / dt - 1e-9)))
         if total > max_steps:
             raise StepCollapseError(
-                f"{label}: dt = {dt:.3g} needs {total} steps to reach T = {T:g}, over "
+                f"{label}: dt = {dt:.3g} needs {float(total):.4g} steps to reach T = {T:g}, over "
                 f"max_steps = {max_steps}. Why and what to do: "
-                f"{collapse_reason(model, grid=False)}")
+                f"{collapse_reason(model, 'particles')}")
     out = np.empty((times.size, n, d))
     run_key = _fingerprint(model, mu0, times, method, dt, rtol, atol, field)
     state = _load_checkpoint(checkpoint, run_key, out)
@@ -211,7 +211,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                     message = solver.step()
                     if solver.status == "failed":
                         raise StepCollapseError(f"DOP853 failed at t={solver.t:g}: {message}. "
-                                                f"{collapse_reason(model, grid=False)}")
+                                                f"{collapse_reason(model, 'particles')}")
                     guard.check(solver.t, solver.step_size)
                     bar.update(min(solver.t, T) - bar.n)
                 y = solver.y if solver.t == t_save else solver.dense_output()(t_save)
@@ -236,8 +236,9 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                     k4 = rhs(x + h * k3)
                     x = x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
                 else:
-                    x = x + h * rhs(x)
-                x /= np.linalg.norm(x, axis=1, keepdims=True)
+                    with np.errstate(over="ignore"):  # _retract reports an overflow
+                        x = x + h * rhs(x)
+                x = _retract(x, model, h)
                 counter["steps"] = counter.get("steps", 0) + 1
                 bar.update(h)
         t = t_save
@@ -253,6 +254,26 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     for a in (times, out, w):
         a.setflags(write=False)
     return Trajectory(times=times, points=out, weights=w, model=model, info=info)
+
+
+#: rows longer than this are scaled by their largest entry before |x| (whose square would
+#: overflow beyond 1e154); below, the plain division (the results of earlier versions, bitwise)
+_RETRACT_SCALED = 1e150
+
+
+def _retract(x: np.ndarray, model, h: float) -> np.ndarray:
+    """x / |x| row by row after a step of size ``h``: exact also for a "layers" step h X far
+    larger than 1 (USA's field carries e^(beta ||Q^T K||); tokens then turn to X's direction),
+    and FloatingPointError naming the scale when the step itself left the float64 range."""
+    top = np.max(np.abs(x), axis=1, keepdims=True)
+    if not np.all(np.isfinite(top)):
+        raise FloatingPointError(
+            f"a step of size {h:.3g} moved tokens beyond the float64 range (|h X| is "
+            f"inf: the field's scale L_est = {field_scale(model):.3g}). Why and what to do: "
+            f"{collapse_reason(model, 'particles')}")
+    if top.max(initial=0.0) > _RETRACT_SCALED:
+        x = x / top
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def _fingerprint(model, mu0, times, method, dt, rtol, atol, field) -> str:

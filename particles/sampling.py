@@ -31,6 +31,9 @@ def check_density(rho, d: int, rng=None) -> float:
     Quadrature: 8192-point trapezoid (d = 2), Gauss x equispaced grid with 18432 nodes
     (d = 3), Monte Carlo with 2e5 points (d > 3).
     """
+    d = check_integer(d, "d", low=2)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator or None, got {type(rng).__name__}")
     rng = np.random.default_rng(0) if rng is None else rng
     pts, w = _probe(d, rng)
     total = float(w @ evaluate_density(rho, pts))

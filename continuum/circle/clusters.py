@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_integer, check_memory, check_real
+from ..measure import check_measure
+
 __all__ = ["count_clusters_circle"]
 
 
@@ -16,8 +19,11 @@ def count_clusters_circle(mu, bins: int = 256, level: float = 2.0, min_mass: flo
 
     Returns (count, masses, centres).
     """
-    if mu.d != 2:
-        raise ValueError(f"count_clusters_circle needs a measure on S^1 (d=2), got d={mu.d}")
+    check_measure(mu, "mu", d=2)
+    bins = check_integer(bins, "bins", low=3)
+    check_memory(24.0 * bins, "bins", f"{bins} bins")
+    level = check_real(level, "level", low=0, low_open=True)
+    min_mass = check_real(min_mass, "min_mass", low=0, high=1)
     theta = np.mod(np.arctan2(mu.points[:, 1], mu.points[:, 0]), 2 * np.pi)
     idx = np.minimum((theta / (2 * np.pi) * bins).astype(int), bins - 1)
     hist = np.bincount(idx, weights=mu.weights, minlength=bins)

@@ -221,7 +221,8 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
                           "grid for its shape", stacklevel=4)
 
     _, counts = march(rho, times, T, propose, step, save, progress=progress,
-                      label=f"fv n={n}", max_steps=max_steps, reason=collapse_reason(model))
+                      label=f"fv n={n}", max_steps=max_steps,
+                      reason=collapse_reason(model, "S1 fv"))
     info = {"method": "fv", "resolution": n, "cfl": cfl, "limiter": limiter, "field": path,
             **counts, "initial_rescaling": factor, "wall_time_s": _time.perf_counter() - wall}
     if warned:

@@ -105,7 +105,8 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     first = min(t_end, h / speed) if t_end > 0 and speed > 0 else None
     densities, tails, run = march_dop853(
         lambda y: spectral_rhs(model, y, theta, h, path), rho, times, T, rtol, atol, first,
-        f"spectral solver (n={n})", collapse_reason(model), spectral_tail, tail_tol,
+        f"spectral solver (n={n})", collapse_reason(model, "S1 spectral"), spectral_tail,
+        tail_tol,
         f"{n} nodes", "increase resolution or use method='fv'", progress, max_steps)
     info.update(run, spectral_tail=tails, wall_time_s=_time.perf_counter() - wall)
     return finish_solution(model, times, points, quadrature, densities, info)

@@ -34,16 +34,29 @@ import math
 
 import numpy as np
 
+from ..checks import check_array, check_real
+from ..geometry import check_on_sphere, check_points
+from ..initial import check_times
+
 __all__ = ["poisson_density", "poisson_mean", "poisson_parameter"]
 
 
 def poisson_density(points: np.ndarray, w) -> np.ndarray:
     """P_w at ``points`` (M, 3) on the unit sphere (|w| < 1)."""
-    w = np.asarray(w, dtype=float)
-    if w.shape != (3,) or not np.linalg.norm(w) < 1:
-        raise ValueError(f"w must be a point of the open unit ball in R^3, got {w!r}")
-    dist2 = np.sum((np.asarray(points, dtype=float) - w) ** 2, axis=1)
+    w = _check_ball(w, "w")
+    points = check_points(points, "points", 3)
+    check_on_sphere(points, "points")
+    dist2 = np.sum((points - w) ** 2, axis=1)
     return ((1.0 - w @ w) / dist2) ** 2 / (4 * math.pi)
+
+
+def _check_ball(w, name: str) -> np.ndarray:
+    """``w`` as a point (3,) of the open unit ball (finite real numbers, |w| < 1)."""
+    w = check_array(w, name, shape=(3,))
+    if not np.linalg.norm(w) < 1:
+        raise ValueError(f"{name} must be a point of the open unit ball in R^3 (|{name}| < 1), "
+                         f"got |{name}| = {np.linalg.norm(w):.6g}")
+    return w
 
 
 def _mean_factor(s: float) -> float:
@@ -59,7 +72,11 @@ def _mean_factor(s: float) -> float:
 
 def poisson_mean(w) -> np.ndarray:
     """First moment m(w) = int y P_w(y) dy."""
-    w = np.asarray(w, dtype=float)
+    return _moment(_check_ball(w, "w"))
+
+
+def _moment(w: np.ndarray) -> np.ndarray:
+    """m(w) for a checked w (the ODE's right-hand side calls it at every stage)."""
     s = float(np.linalg.norm(w))
     return np.zeros(3) if s == 0 else _mean_factor(s) * w / s
 
@@ -68,14 +85,18 @@ def poisson_parameter(times, w0, V, rtol: float = 1e-13, atol: float = 1e-15) ->
     """w(t) (nt, 3) at ``times`` from w(0) = w0 for X = P_x^perp V m (beta = 0), by DOP853."""
     from scipy.integrate import solve_ivp
 
-    V = np.asarray(V, dtype=float)
-    times = np.asarray(times, dtype=float)
+    V = check_array(V, "V", shape=(3, 3))
+    w0 = _check_ball(w0, "w0")
+    times = np.atleast_1d(check_array(times, "times"))
+    _, times = check_times(float(times.max(initial=0.0)), times)  # increasing, >= 0
+    rtol = check_real(rtol, "rtol", low=0, low_open=True)
+    atol = check_real(atol, "atol", low=0, low_open=True)
 
     def rate(t, w):
-        b = V @ poisson_mean(w)
+        b = V @ _moment(w)
         return 0.5 * (1 + w @ w) * b - (b @ w) * w
 
-    sol = solve_ivp(rate, (0.0, float(times[-1])), np.asarray(w0, dtype=float), method="DOP853",
+    sol = solve_ivp(rate, (0.0, float(times[-1])), w0, method="DOP853",
                     t_eval=times, rtol=rtol, atol=atol)
     if not sol.success:
         raise RuntimeError(f"the Poisson-parameter ODE failed: {sol.message}")

@@ -56,7 +56,9 @@ import numba
 import numpy as np
 import scipy.special
 
-from ..geometry import tangent_project
+from ..checks import check_array, check_choice, check_integer, check_memory, check_real
+from ..direct import check_cloud_shapes, check_finite, check_model
+from ..geometry import check_on_sphere, check_points, tangent_project
 
 __all__ = ["harmonic_field", "harmonic_energy", "transform_preferred", "HarmonicTables",
            "ZonalTransforms", "fixed_points_field", "tables_preferred", "sphere_harmonics",
@@ -94,7 +96,10 @@ ENERGY_MIN_BETA = 1e-3
 
 def zonal_factor(A: np.ndarray, tol: float = 1e-12):
     """(c, R) if A = c R with R orthogonal (c > 0), else None."""
-    A = np.asarray(A, dtype=float)
+    A = check_array(A, "A", ndim=2)
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be a square matrix, got shape {A.shape}")
+    tol = check_real(tol, "tol", low=0, low_open=True)
     gram = A.T @ A
     c2 = float(np.trace(gram)) / A.shape[0]
     if c2 <= 0 or np.max(np.abs(gram - c2 * np.eye(A.shape[0]))) > tol * c2:
@@ -108,8 +113,8 @@ def harmonic_degree(kappa: float, tol: float = 1e-16) -> int:
     """Smallest L with sum_{l > L} (2l + 1) i_l(kappa) <= tol e^{-kappa} (kernel tail below the
     smallest value the kernel takes, e^{-kappa}, times tol). Cached: the solvers ask at every
     stage."""
-    if kappa < 0:
-        raise ValueError(f"kappa must be >= 0, got {kappa}")
+    kappa = check_real(kappa, "kappa", low=0)
+    tol = check_real(tol, "tol", low=0, low_open=True)
     ls = np.arange(0, 400)
     terms = (2 * ls + 1) * scipy.special.spherical_in(ls, kappa)
     tail = np.cumsum(terms[::-1])[::-1]  # tail[l] = sum_{l' >= l}
@@ -173,9 +178,25 @@ def _combine_frames(d_theta, d_phi, dr, frames):
 @lru_cache(maxsize=8)
 def _orders(L: int) -> np.ndarray:
     """m of each coefficient in ducc0's (healpy, m-major) layout, l <= L."""
+    L = _check_degree(L)
     out = np.concatenate([np.full(L + 1 - m, m) for m in range(L + 1)])
     out.setflags(write=False)
     return out
+
+
+def _check_degree(L, name: str = "L", per_coefficient: float = 24.0) -> int:
+    """The degree L: an integer >= 0 whose (L + 1)^2 coefficients, ``per_coefficient`` bytes
+    each, fit in memory."""
+    L = check_integer(L, name, low=0)
+    check_memory(per_coefficient * (L + 1) ** 2, name, f"(L + 1)^2 coefficients at L = {L}")
+    return L
+
+
+def _check_layout(values, L, size: int, name: str) -> None:
+    """``values``' last axis holds the ``size`` coefficients of degree L (else ValueError)."""
+    if values.ndim == 0 or values.shape[-1] != size:
+        raise ValueError(f"{name} must have {size} coefficients (degree L={L}) on its last "
+                         f"axis, got shape {values.shape}")
 
 
 def _degrees(L: int) -> np.ndarray:
@@ -186,6 +207,7 @@ def _degrees(L: int) -> np.ndarray:
 @lru_cache(maxsize=32)
 def real_degrees(L: int) -> np.ndarray:
     """Degree l of every real coefficient, in the order of :func:`to_real`."""
+    L = _check_degree(L)
     order, degree = _orders(L), _degrees(L)
     out = np.concatenate([degree[order == 0], degree[order > 0], degree[order > 0]])
     out.setflags(write=False)
@@ -209,6 +231,8 @@ def to_real(alm: np.ndarray, L: int) -> np.ndarray:
     (Re a_{l0}; sqrt 2 Re a_{lm}; sqrt 2 Im a_{lm}). The same map takes ducc0's adjoint
     synthesis output to (sum_j g_j phi_p(y_j))_p, and analysis output to (int f phi_p)_p."""
     pos = _orders(L) > 0
+    alm = np.asarray(alm)
+    _check_layout(alm, L, pos.size, "alm")
     return np.concatenate([alm[..., ~pos].real, math.sqrt(2) * alm[..., pos].real,
                            math.sqrt(2) * alm[..., pos].imag], axis=-1)
 
@@ -216,6 +240,8 @@ def to_real(alm: np.ndarray, L: int) -> np.ndarray:
 def from_real(r: np.ndarray, L: int) -> np.ndarray:
     """Inverse of :func:`to_real`: synthesis of the result is sum_p r_p phi_p."""
     pos = _orders(L) > 0
+    r = np.asarray(r)
+    _check_layout(r, L, (L + 1) ** 2, "r")
     n0, npos = int((~pos).sum()), int(pos.sum())
     alm = np.empty(r.shape[:-1] + (pos.size,), dtype=complex)
     alm[..., ~pos] = r[..., :n0]
@@ -226,7 +252,16 @@ def from_real(r: np.ndarray, L: int) -> np.ndarray:
 def gauss_grid(L: int, shape: tuple | None = None):
     """Nodes (ntheta * nphi, 3) of ducc0's "GL" grid (theta ascending, phi from 0) and its
     shape, by default (L + 1, 2L + 2), the grid of degree L."""
-    ntheta, nphi = (L + 1, 2 * L + 2) if shape is None else shape
+    if shape is None:
+        L = check_integer(L, "L", low=0)
+        ntheta, nphi = L + 1, 2 * L + 2
+    else:
+        if not isinstance(shape, tuple) or len(shape) != 2:
+            raise TypeError(f"shape must be a tuple (ntheta, nphi), got {shape!r}")
+        ntheta, nphi = (check_integer(n, name, low=1) for n, name in zip(shape, ("ntheta",
+                                                                                   "nphi")))
+    check_memory(56.0 * ntheta * nphi, "L" if shape is None else "shape",
+                 f"a {ntheta} x {nphi} Gauss-Legendre grid")
     z = np.polynomial.legendre.leggauss(ntheta)[0][::-1]
     phi = 2 * np.pi * np.arange(nphi) / nphi
     zz, pp = np.meshgrid(z, phi, indexing="ij")
@@ -261,20 +296,24 @@ def kernel_matrix(A: np.ndarray, beta: float, L: int) -> np.ndarray:
     """K_pq = int int e^{beta <x, A y> - kappa} phi_p(x) phi_q(y) dx dy (kappa = beta ||A||_2),
     p, q real harmonics of degree <= L in the order of :func:`to_real`; cached per (A, beta, L).
     """
-    A = np.ascontiguousarray(A, dtype=np.float64)
-    if A.shape != (3, 3):
-        raise ValueError(f"A must be 3 x 3, got {A.shape}")
+    A = np.ascontiguousarray(check_array(A, "A", shape=(3, 3)))
+    beta = check_real(beta, "beta", low=0)
+    L = check_integer(L, "L", low=0, high=MAX_DEGREE)
     return _kernel_matrix_cached(A.tobytes(), float(beta), int(L))
 
 
 def expansion_degree(model) -> int:
     """L of the expansion: ``harmonic_degree(beta ||Q^T K||_2)``."""
+    check_model(model)
     return harmonic_degree(float(model.beta * np.linalg.norm(model.A, 2)))
 
 
 def transform_preferred(model, n_targets: int, n_sources: int) -> bool:
     """The "auto" choice on S^2: the expansion for clouds of at least TRANSFORM_MIN_PAIRS pairs
     with kappa = beta ||Q^T K|| <= AUTO_MAX_KAPPA (any A)."""
+    check_model(model)
+    n_targets = check_integer(n_targets, "n_targets", low=0)
+    n_sources = check_integer(n_sources, "n_sources", low=0)
     return (model.d == 3 and n_targets * n_sources >= TRANSFORM_MIN_PAIRS
             and model.beta * np.linalg.norm(model.A, 2) <= AUTO_MAX_KAPPA)
 
@@ -335,6 +374,7 @@ class ZonalTransforms:
     """
 
     def __init__(self, targets, sources, model):
+        check_model(model)
         zonal = zonal_factor(model.A) if model.d == 3 else None
         if zonal is None:
             raise ValueError("ZonalTransforms needs d = 3 and Q^T K = c R with R orthogonal")
@@ -345,8 +385,8 @@ class ZonalTransforms:
             raise ValueError(f"ZonalTransforms needs kappa = beta c >= {GRADIENT_MIN_KAPPA}, "
                              f"got {self.kappa:.3g}")
         self.L = expansion_degree(model)
-        self.targets = np.ascontiguousarray(targets, dtype=np.float64)
-        sources = np.ascontiguousarray(sources, dtype=np.float64)
+        self.targets = np.ascontiguousarray(check_points(targets, "targets", 3))
+        sources = np.ascontiguousarray(check_points(sources, "sources", 3))
         self.n_sources = len(sources)
         # rows of the frames: (e_theta, e_phi, e_r) R / kappa, so S_y = sum_k d_k frame_k
         self.loc_targets, radii, self.frames = _spherical_coordinates(
@@ -394,12 +434,28 @@ class ZonalTransforms:
         w = np.asarray(weights, dtype=float)
         if w.shape != (self.n_sources,):
             raise ValueError(f"weights must have shape ({self.n_sources},), got {w.shape}")
+        check_finite(w, "weights")
         Z, S_y = self.sums(w, nthreads)
         if self.model.normalized:
             mean = S_y / Z[:, None]
         else:
             mean = S_y * self.usa_scale
         return tangent_project(self.targets, mean @ self.model.V.T)
+
+
+def _check_transform_input(targets, sources, weights, model, nthreads):
+    """(targets, sources, weights) as float64 arrays after the checks no caller may skip: a
+    d = 3 Attention, shapes, finite entries (a NaN trips ducc0's assertions), and
+    ``nthreads`` an integer >= 0 (0: all cores)."""
+    check_model(model, d=3)
+    check_integer(nthreads, "nthreads", low=0)
+    tgt = np.asarray(targets, dtype=np.float64)
+    src = np.asarray(sources, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    check_cloud_shapes(tgt, src, w, 3)
+    for name, values in (("targets", tgt), ("sources", src), ("weights", w)):
+        check_finite(values, name)
+    return tgt, src, w
 
 
 def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
@@ -410,11 +466,10 @@ def harmonic_field(targets, sources, weights, model, nthreads: int = 1):
     (:func:`_zonal_gradient_sums`: one transform of the weights instead of four, two for
     sources off the sphere); the tests hold both forms to the same bound b.
     No input checks (``continuum.kernels.attention_field`` checks); ``model.d`` must be 3 and
-    the degree ``expansion_degree(model)`` at most MAX_DEGREE.
+    the degree ``expansion_degree(model)`` at most MAX_DEGREE. Checks only what the transforms
+    cannot survive (:func:`_check_transform_input`).
     """
-    src = np.asarray(sources, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    tgt = np.asarray(targets, dtype=np.float64)
+    tgt, src, w = _check_transform_input(targets, sources, weights, model, nthreads)
     kappa = float(model.beta * np.linalg.norm(model.A, 2))
     if (model.d == 3 and kappa >= GRADIENT_MIN_KAPPA and zonal_factor(model.A) is not None
             and expansion_degree(model) <= MAX_DEGREE):
@@ -440,10 +495,9 @@ def harmonic_energy(points, weights, model, nthreads: int = 1):
     m = sum w. Returns (E, b) where b = eps e^kappa m^2 / beta is the error model's bound
     (S_1 to 2 eps m absolute at every point, module docstring); the subtraction makes it grow
     like 1/beta, so the dispatcher uses it for beta >= ENERGY_MIN_BETA only."""
+    x, _, w = _check_transform_input(points, points, weights, model, nthreads)
     if not model.beta > 0:
-        raise ValueError(f"the expansion of the energy needs beta > 0, got {model.beta}")
-    x = np.asarray(points, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
+        raise ValueError(f"beta: the expansion of the energy needs beta > 0, got {model.beta}")
     kappa = float(model.beta * np.linalg.norm(model.A, 2))
     S1 = _kernel_sums(x, x, w[None], model, nthreads)[0]
     mass = float(w.sum())
@@ -458,6 +512,9 @@ def harmonic_energy(points, weights, model, nthreads: int = 1):
 def tables_preferred(model, n_targets: int, n_sources: int) -> bool:
     """Tables rather than transforms: a zonal kernel, kappa <= TABLES_MAX_KAPPA and at most
     TABLES_MAX_ENTRIES tabulated values (module constants: measured crossover)."""
+    check_model(model)
+    n_targets = check_integer(n_targets, "n_targets", low=0)
+    n_sources = check_integer(n_sources, "n_sources", low=0)
     zonal = zonal_factor(model.A) if model.d == 3 else None
     if zonal is None or model.beta * zonal[0] > TABLES_MAX_KAPPA:
         return False
@@ -475,6 +532,8 @@ def fixed_points_field(model, targets, sources, field: str = "auto"):
     4 eps e^{2 kappa} is then below TRUSTED_BOUND, so "auto" would keep every target; measured
     2.9x faster than the tables at level 4); else :class:`HarmonicTables`
     where :func:`tables_preferred` (small sets)."""
+    check_model(model)
+    check_choice(field, "field", ("auto", "kernel", "harmonic"))
     if field == "kernel" or model.d != 3:
         return None
     zonal = zonal_factor(model.A)
@@ -495,7 +554,11 @@ def sphere_harmonics(points: np.ndarray, L: int) -> np.ndarray:
     Q_l^m = Pbar_l^m / sin^m(theta) obeys the fully normalised associated-Legendre recurrence
     (no Condon-Shortley phase) and needs no angles (regular at the poles).
     """
-    p = np.asarray(points, dtype=float)
+    p = check_points(points, "points", 3)
+    check_on_sphere(p, "points")
+    L = check_integer(L, "L", low=0)
+    check_memory(8.0 * (len(p) + 1) * ((L + 1) ** 2 + 8), "L",
+                 f"{len(p)} x (L + 1)^2 harmonic values at L = {L}")
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
     out = np.empty((len(p), (L + 1) ** 2))
     power = np.ones(len(p), dtype=complex)  # (x + iy)^m
@@ -539,14 +602,13 @@ class HarmonicTables:
     """
 
     def __init__(self, targets, sources, model, L: int | None = None):
-        if model.d != 3:
-            raise ValueError(f"HarmonicTables is for S^2 (d = 3), got d = {model.d}")
+        check_model(model, d=3)
         zonal = zonal_factor(model.A)
         if zonal is None:
             raise ValueError("the harmonic path needs Q^T K = c R with R orthogonal")
         c, R = zonal
         self.kappa = float(model.beta) * c
-        self.L = harmonic_degree(self.kappa) if L is None else int(L)
+        self.L = harmonic_degree(self.kappa) if L is None else check_integer(L, "L", low=0)
         self.model = model
         self.targets = np.ascontiguousarray(targets, dtype=float)
         self.sources = np.ascontiguousarray(sources, dtype=float)
@@ -562,6 +624,7 @@ class HarmonicTables:
         w = np.asarray(weights, dtype=float)
         if w.shape != (len(self.sources),):
             raise ValueError(f"weights must have shape ({len(self.sources)},), got {w.shape}")
+        check_finite(w, "weights")
         coeffs = self.Y_sources.T @ (w[:, None] * self.f_sources)  # c_lm[f], ((L+1)^2, 4)
         sums = self.Y_targets @ (self.lam[:, None] * coeffs)  # e^{-kappa} sum_j w_j k f
         if self.model.normalized:

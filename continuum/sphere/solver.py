@@ -171,7 +171,7 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         _, counts = march(state, times, T, propose, step, save,
                           progress=progress if dg.comm.rank == 0 else False,
                           label=f"fem level {resolution}", max_steps=max_steps,
-                          reason=collapse_reason(model))
+                          reason=collapse_reason(model, "S2 fem"))
     points = dg.gather_cells(dg.cell_centroid)
     areas = dg.gather_cells(dg.cell_area)
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,

@@ -86,6 +86,9 @@ __all__ = ["solve_sphere_spectral", "SphereSpectral", "rotation_angles",
 SPHERE_FIELDS = ("auto", "funk-hecke", "direct", "harmonic")
 #: largest band limit accepted (the padded grid has 4.5 L^2 nodes: 3.0e5 at L = 256)
 MAX_BAND_LIMIT = 512
+#: largest beta ||Q^T K|| of a USA model: its field carries e^(beta ||Q^T K||), and
+#: log(float64 max) = 709.78
+MAX_USA_EXPONENT = math.log(np.finfo(np.float64).max)
 
 
 def rotation_angles(R: np.ndarray):
@@ -173,6 +176,13 @@ class SphereSpectral:
         if model.d != 3:
             raise ValueError(f"the spectral S^2 solver needs a d=3 model, got d={model.d}")
         check_choice(field, "field", SPHERE_FIELDS)
+        self.kappa = float(model.beta * np.linalg.norm(model.A, 2))
+        if not model.normalized and self.kappa > MAX_USA_EXPONENT:
+            raise ValueError(
+                f"beta: USA with beta ||Q^T K|| = {self.kappa:.4g} (beta = {model.beta:g}): the "
+                f"USA scale e^(beta ||Q^T K||) = e^{self.kappa:.4g} exceeds the float64 range "
+                f"(e^{MAX_USA_EXPONENT:.2f}), so the field cannot be represented on the grid; "
+                f"use SA (normalized=True) or beta ||Q^T K|| <= {MAX_USA_EXPONENT:.2f}")
         self.model, self.L = model, L
         ntheta = (3 * L) // 2 + 2
         self.grid = _Grid(ntheta, 2 * ntheta)
@@ -183,7 +193,6 @@ class SphereSpectral:
                              "orthogonal (or beta = 0)")
         self.path = "funk-hecke" if zonal is not None and field in ("auto", "funk-hecke") \
             else field
-        self.kappa = float(model.beta * np.linalg.norm(model.A, 2))
         if self.path == "funk-hecke":
             c, R = zonal
             self.R = R
@@ -321,13 +330,21 @@ def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10,
     t_end = max(T, times[-1])
     # first step: a crossing of the grid spacing pi/L at the initial speed (DOP853's own guess
     # ignores the advective limit, and a stage of an unstable first step can overflow)
-    speed = float(np.linalg.norm(disc.field_at_nodes(from_real(a0, L),
-                                                     synthesise(a0, L, *disc.grid.shape)),
-                                 axis=1).max())
+    # (the largest |X| scaled by its largest component: USA's field may reach e^700, whose
+    # square overflows)
+    field0 = disc.field_at_nodes(from_real(a0, L), synthesise(a0, L, *disc.grid.shape))
+    top = float(np.abs(field0).max())
+    speed = top * float(np.linalg.norm(field0 / top, axis=1).max()) if top > 0 else top
+    if not np.isfinite(speed):
+        raise ValueError(
+            f"beta: the initial field overflows float64 (USA scale e^(beta ||Q^T K||) = "
+            f"e^{disc.kappa:.4g} times ||V|| = {np.linalg.norm(model.V, 2):.3g}); use SA "
+            "(normalized=True), a smaller beta or a smaller V")
     first = min(t_end, math.pi / (L * speed)) if t_end > 0 and speed > 0 else None
     coefficients, tails, run = march_dop853(
         disc.rhs, a0, times, T, rtol, atol, first, f"spectral S^2 solver (L={L})",
-        collapse_reason(model), lambda a: spectral_tail(a, L), tail_tol, f"band limit L={L}",
+        collapse_reason(model, "S2 spectral"), lambda a: spectral_tail(a, L), tail_tol,
+        f"band limit L={L}",
         "increase resolution or use method='fem'", progress, max_steps)
     info.update(run)
     densities = np.stack([synthesise(a, L, *out_grid.shape) for a in coefficients])
