@@ -41,7 +41,8 @@ DOP853 rtol, 1e-10 by default, relative) is a floor that differences between res
 not see, so keep ``tol`` well above it (or lower rtol with the options).
 
 Coarse levels may be under-resolved (they run with ``on_unresolved="warn"``, silently: they are
-the ladder, not the answer); the finest must be resolved. Not converged within
+the ladder, not the answer; a level that cannot hold the initial density is skipped); the
+finest must be resolved. Not converged within
 ``max_resolution``, or a level beyond memory or its step budget, is ``UnderResolved`` naming
 the finest resolution run and the last difference (``on_unresolved="warn"``: a warning and the
 finest Solution, flagged).
@@ -148,12 +149,17 @@ def solve_auto(run, method: str, d: int, tol: float, start: int, max_resolution:
     :func:`check_auto`, ``carry`` as in :func:`level_distance`. Returns the finest Solution
     with the error estimate in ``info``."""
     runs, differences, wall = [], [], time.perf_counter()
-    failure = ""
+    failure, skipped = "", None
     for resolution in ladder(method, d, start, max_resolution):
         try:
             with warnings.catch_warnings():  # the ladder's levels, not the answer
                 warnings.simplefilter("ignore", UnderResolvedWarning)
                 sol = run(resolution)
+        except UnderResolved as err:  # an initial density this level cannot hold: refine
+            if err.solution is not None:
+                raise
+            skipped = err
+            continue
         except (MemoryError, StepCollapseError) as err:
             if not runs:
                 raise
@@ -164,6 +170,8 @@ def solve_auto(run, method: str, d: int, tol: float, start: int, max_resolution:
         runs.append(sol)
         if differences and max(differences[-1]) < tol and "under_resolved_from" not in sol.info:
             break
+    if not runs:
+        raise skipped
     finest = runs[-1]
     info = dict(finest.info)
     info.update(resolutions=[r.info["resolution"] for r in runs], tol=tol,
@@ -179,8 +187,9 @@ def solve_auto(run, method: str, d: int, tol: float, start: int, max_resolution:
     if last < tol and resolved:
         return result
     pair = info["resolutions"][-2:]
-    why = (f"not converged to tol = {tol:g}: the difference between resolutions {pair} is "
-           f"{last:.3g}" + ("" if resolved else f", and the finest is under-resolved from "
+    compared = (f"the difference between resolutions {pair} is {last:.3g}" if differences
+                else f"only resolution {pair[0]} ran, nothing to compare it with")
+    why = (f"not converged to tol = {tol:g}: {compared}" + ("" if resolved else f", and the finest is under-resolved from "
                             f"t = {info['under_resolved_from']:g} ({info['under_resolved']})")
            + failure)
     remedy = (f"raise max_resolution (now {max_resolution}), loosen tol, shorten T, or use "

@@ -32,7 +32,11 @@ class Solution:
         (log int int e^{beta <Qx,Ky>} dmu dmu, computed in log space: finite where the energy
         exceeds float64, E = expm1(log_kernel_mean) / (2 beta)), ``min_density``.
     info : dict
-        Solver, resolution, step counts, the initial rescaling factor, warnings, ...
+        Solver, resolution, step counts, the initial rescaling factor, ...; an under-resolved
+        run (``on_unresolved="warn"``, or the partial Solution of ``UnderResolved``) has
+        ``under_resolved_from``, ``under_resolved`` and ``under_resolved_remedy`` (and
+        ``stopped_at`` when it stopped early); ``resolution="auto"`` adds
+        ``error_estimate``, ``resolutions``, ``differences`` and ``observed_order``.
     model : Attention
     """
 

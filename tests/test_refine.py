@@ -135,3 +135,17 @@ def test_auto_arguments_are_checked_before_any_run(kwargs, error, word):
 def test_tol_without_auto_is_refused():
     with pytest.raises(ValueError, match="tol and max_resolution go with resolution='auto'"):
         solve(KURAMOTO, kuramoto_rho0, 1.0, method="fv", resolution=64, tol=1e-3)
+
+
+def test_levels_that_cannot_hold_the_initial_density_are_skipped():
+    """A von Mises start with kappa = 60 is too concentrated for 16 cells (UnderResolved at
+    t = 0): the ladder starts where the grid holds it."""
+    from continuum.geometry import von_mises_density
+
+    rho0 = lambda p: von_mises_density(p, np.array([1.0, 0.0]), 60.0)  # noqa: E731
+    sol = solve(KURAMOTO, rho0, 0.2, method="fv", resolution="auto", tol=1e-2, start=16,
+                max_resolution=256, times=[0.0, 0.1, 0.2], progress=False)
+    assert sol.info["resolutions"][0] > 16 and len(sol.info["resolutions"]) >= 2
+    with pytest.raises(UnderResolved, match="cannot hold the initial density"):
+        solve(KURAMOTO, rho0, 0.2, method="fv", resolution="auto", start=8,
+              max_resolution=16, progress=False)
