@@ -99,6 +99,8 @@ def check_result(label: str, times, requested, points, *, weights=None, densitie
             raise InvariantError(label, "|sum of the weights - 1|", abs(total - 1.0), MASS_TOL)
     if densities is None:
         return
+    if len(densities) != len(times):
+        raise InvariantError(label, "saved densities (count)", len(densities), len(times))
     _finite(label, "densities", densities)
     _non_negative(label, "quadrature weights", quadrature, 0.0)
     if positive:

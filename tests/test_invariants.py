@@ -26,6 +26,7 @@ def _dens(rows=3):
     (dict(densities=_dens() * np.array([[1.0], [1.0 + 1e-9], [1.0]])), "mass drift"),
     (dict(densities=_dens() - np.r_[1.0, np.zeros(7)] / 4), "min of the densities"),
     (dict(times=TIMES[:2]), "saved times"),
+    (dict(densities=_dens(2)), "saved densities"),
     (dict(times=np.array([0.0, 1.0, 0.5]), requested=np.array([0.0, 1.0, 0.5])), "increment"),
 ])
 def test_each_violated_continuum_invariant_is_named_with_value_and_bound(change, quantity):
