@@ -246,3 +246,30 @@ def test_an_initial_spectral_tail_above_tail_tol_is_refused_up_front(d, resoluti
 def test_a_non_real_rho0_is_a_type_error_naming_rho0(method, d, resolution, values, word):
     with pytest.raises(TypeError, match=f"rho0.*{word}"):
         check_initial(method, d, resolution, lambda p: values(len(p)))
+
+
+def test_spectral_sphere_flag_time_is_the_exact_tail_crossing():
+    """Poisson family (beta = 0, V = I): the exact density at each saved time has a computable
+    tail max_{2L/3 <= l <= L} A_l / A_0; the solver's flag is its first crossing of tail_tol
+    (or the next saved time, within DOP853's error)."""
+    from continuum.sphere.exact import poisson_density, poisson_parameter
+    from continuum.sphere.harmonic import real_degrees
+    from continuum.sphere.spectral import initial_coefficients
+
+    L, big, w0, times = 24, 64, np.array([0.05, 0.05, 0.1]), np.linspace(0, 4, 41)
+    w = poisson_parameter(times, w0, np.eye(3))
+    tails = []
+    for wi in w:  # per-degree norms A_l of the exact density (analysed at degree 64)
+        a = initial_coefficients(lambda p: poisson_density(p, wi), big)[0]  # noqa: B023
+        A = np.sqrt(np.bincount(real_degrees(big), weights=a**2))
+        tails.append(A[(2 * L + 2) // 3:L + 1].max() / A[0])
+    k = int(np.argmax(np.array(tails) > 1e-6))
+    assert k > 0
+    model = Attention(beta=0.0, d=3)
+    quiet = solve(model, lambda p: poisson_density(p, w0), times[k - 1], method="spectral",
+                  resolution=L, times=times[:k], progress=False)
+    assert "under_resolved_from" not in quiet.info
+    with pytest.raises(UnderResolved, match="spectral tail") as err:
+        solve(model, lambda p: poisson_density(p, w0), 4.0, method="spectral", resolution=L,
+              times=times, progress=False)
+    assert err.value.time in (times[k], times[min(k + 1, len(times) - 1)])
