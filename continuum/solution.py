@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .invariants import check_result
 from .kernels import log_kernel_mean
 from .measure import Measure
 
@@ -31,7 +32,11 @@ class Solution:
         (log int int e^{beta <Qx,Ky>} dmu dmu, computed in log space: finite where the energy
         exceeds float64, E = expm1(log_kernel_mean) / (2 beta)), ``min_density``.
     info : dict
-        Solver, resolution, step counts, the initial rescaling factor, warnings, ...
+        Solver, resolution, step counts, the initial rescaling factor, ...; an under-resolved
+        run (``on_unresolved="warn"``, or the partial Solution of ``UnderResolved``) has
+        ``under_resolved_from``, ``under_resolved`` and ``under_resolved_remedy`` (and
+        ``stopped_at`` when it stopped early); ``resolution="auto"`` adds
+        ``error_estimate``, ``resolutions``, ``differences`` and ``observed_order``.
     model : Attention
     """
 
@@ -61,8 +66,25 @@ class Solution:
         return Measure(self.points, masses / masses.sum())
 
 
-def finish_solution(model, times, points, quadrature, densities, info) -> Solution:
-    """Diagnostics at the saved times and the immutable Solution."""
+def finish_solution(model, times, points, quadrature, densities, info,
+                    positive: bool = False) -> Solution:
+    """Diagnostics at the saved times and the immutable Solution, after the invariants of
+    :func:`continuum.invariants.check_result` (finite, on the sphere, non-negative quadrature,
+    and densities when the scheme promises it (``positive``), the saved times as requested,
+    the mass conserved to its round-off bound over ``info["steps"]`` steps, or
+    ``info["nfev"]`` right-hand sides).
+
+    ``times`` are the requested saved times; ``densities`` may hold fewer rows only when the
+    solver stopped an under-resolved run early (``info["under_resolved_from"]``): the
+    Solution then holds the saved times reached (``info["stopped_at"]``)."""
+    stopped = len(densities) < len(times) and "under_resolved_from" in info
+    if stopped:
+        info["stopped_at"] = float(times[len(densities) - 1])
+    label = f"{info.get('method')} solver at resolution {info.get('resolution')}"
+    check_result(label, times[: len(densities)] if stopped else times, times, points,
+                 densities=densities, quadrature=quadrature, positive=positive,
+                 steps=int(info.get("steps", info.get("nfev", 0))), stopped=stopped)
+    times = np.array(times[: len(densities)])
     mass = densities @ quadrature
     clipped = np.maximum(-densities, 0.0) @ quadrature
     order, energy, log_mean = [], [], []

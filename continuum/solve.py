@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .checks import check_choice
 from .model import Attention
-from .resolution import check_on_unresolved, settle_resolution
+from .resolution import check_on_unresolved
 
 __all__ = ["solve", "check_method", "check_initial", "METHODS"]
 
@@ -20,7 +20,7 @@ DEFAULT_BAND_LIMIT = 32
 
 
 def solve(model, rho0, T, method="spectral", resolution=None, times=None,
-          on_unresolved="warn", **options):
+          on_unresolved="raise", tol=None, max_resolution=None, **options):
     """Solve d/dt mu + div(mu X[mu]) = 0 from the density ``rho0`` up to time ``T``.
 
     Parameters
@@ -38,16 +38,22 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
         S^2 spherical harmonics up to degree L + DOP853 (continuum.sphere.spectral);
         "fv": positivity-preserving finite volumes + SSP-RK3 (continuum.circle.fv);
         "fem": DOLFINx upwind DG + SSP-RK3 + Zhang-Shu limiter on S^2 (continuum.sphere.solver).
-    resolution : int
+    resolution : int or "auto"
         Nodes (spectral) or cells (fv) on S^1; on S^2 the band limit L (spectral, default
-        32) or the icosphere level (fem).
+        32) or the icosphere level (fem). "auto": refined until converged to ``tol``, with an
+        error estimate (:func:`continuum.refine.solve_auto`).
     times : array_like
         Saved times in [0, T] (default 51 equispaced).
-    on_unresolved : {"warn", "raise"}
+    on_unresolved : {"raise", "warn"}
         What to do with a run the solver knows to be under-resolved
-        (``info["under_resolved_from"]``): "raise" an ``UnderResolved`` error naming the
-        resolution, the time and the remedy, or "warn" and return the flagged Solution
-        (:mod:`continuum.resolution`).
+        (``info["under_resolved_from"]``): "raise" (default) an ``UnderResolved`` error naming
+        the resolution, the time and the remedy, the solver stopping at that time (the
+        partial Solution is the error's ``solution``), or "warn" and return the flagged
+        Solution (:mod:`continuum.resolution`).
+    tol, max_resolution
+        Only with ``resolution="auto"``: the tolerance on the distance between consecutive
+        resolutions (default 1e-3) and the finest resolution tried (``continuum.refine``;
+        ``start=`` in the options sets the first).
     **options
         Passed to the solver (e.g. rtol, atol, field, cfl, limiter, progress).
 
@@ -57,8 +63,18 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
     """
     if not isinstance(model, Attention):
         raise TypeError(f"model must be an Attention, got {type(model).__name__}")
-    resolution = check_method(method, model.d, resolution)
     on_unresolved = check_on_unresolved(on_unresolved)
+    if isinstance(resolution, str) and resolution == "auto":
+        from .refine import check_auto, solve_auto
+        tol, start, top = check_auto(method, model.d, tol, max_resolution,
+                                     options.pop("start", None), check_method)
+        return solve_auto(lambda r: solve(model, rho0, T, method, r, times, "warn", **options),
+                          method, model.d, tol, start, top, on_unresolved,
+                          _carry(method, model.d))
+    if tol is not None or max_resolution is not None:
+        raise ValueError("tol and max_resolution go with resolution='auto', got resolution="
+                         f"{resolution!r}")
+    resolution = check_method(method, model.d, resolution)
     if method == "spectral" and model.d == 3:
         from .sphere.spectral import solve_sphere_spectral as solver
     elif method == "spectral":
@@ -67,8 +83,29 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
         from .circle.fv import solve_fv as solver
     else:
         from .sphere.solver import solve_fem as solver
-    solution = solver(model, rho0, T, resolution=resolution, times=times, **options)
-    return settle_resolution(solution, on_unresolved)
+    return solver(model, rho0, T, resolution=resolution, times=times,
+                  on_unresolved=on_unresolved, **options)
+
+
+def _carry(method, d):
+    """How ``resolution="auto"`` carries a coarse density to the finer grid
+    (``continuum.refine.level_distance``): None for fem (cell measures compared as they are)."""
+    if method == "fem":
+        return None
+    if method == "fv":
+        from .refine import split_cells
+        return split_cells
+    if d == 2:
+        from .circle.grid import fourier_interpolate
+        return lambda coarse, fine, i: fourier_interpolate(coarse.density(i),
+                                                           fine.densities.shape[1])
+    from .sphere.spectral import synthesise
+
+    def carry(coarse, fine, i):
+        L = fine.info["resolution"]
+        return synthesise(coarse.info["coefficients"][i], coarse.info["resolution"], L + 1,
+                          2 * L + 2)
+    return carry
 
 
 def check_method(method, d, resolution=None):
@@ -94,27 +131,49 @@ def check_method(method, d, resolution=None):
     return check_resolution(resolution, minimum=8)
 
 
-def check_initial(method, d, resolution, rho0):
+def check_initial(method, d, resolution, rho0, tail_tol=1e-6, cluster_fraction=0.9):
     """Discretise ``rho0`` on the grid ``solve(method=method, resolution=resolution)`` would
-    use in dimension ``d``, with that solver's own checks of an initial density, without
-    solving: the studies call it in the main process for every backend before any run, so a
-    density the grid cannot hold is refused up front. Returns the resolution; raises what the
-    solver would raise on the same rho0 (ValueError / TypeError naming rho0 or resolution)."""
+    use in dimension ``d``, with that solver's own checks of an initial density and its
+    under-resolution indicator at t = 0 (spectral: the tail of the initial projection above
+    ``tail_tol`` or a negative nodal density; fv, fem: a cluster narrower than a cell,
+    ``cluster_fraction``), without solving: the studies call it in the main process for every
+    backend before any run, so a density the grid cannot hold is refused up front. Returns
+    the resolution; raises what the solver would raise on the same rho0 (TypeError or
+    ValueError naming rho0 or resolution; ``UnderResolved`` at time 0 naming the resolution
+    for a density too concentrated for the grid)."""
+    from .resolution import (
+        GRID_REMEDY,
+        cluster_unresolved,
+        initial_unresolved,
+        spectral_indicator,
+    )
+
     resolution = check_method(method, d, resolution)
     if method == "spectral" and d == 3:
-        from .sphere.spectral import initial_coefficients
-        initial_coefficients(rho0, resolution)
+        from .sphere.spectral import REMEDY, initial_coefficients, initial_indicator
+        why = initial_indicator(initial_coefficients(rho0, resolution)[0], resolution,
+                                tail_tol)
+        remedy = REMEDY.format(L=resolution)
     elif method == "fem":
+        from .sphere.dg import cell_neighbours
         from .sphere.solver import initial_state
-        initial_state(rho0, resolution)
+        dg, state, _ = initial_state(rho0, resolution)
+        masses = dg.gather_cells(dg.cell_averages(state)) * dg.gather_cells(dg.cell_area)
+        why = cluster_unresolved(masses, cell_neighbours(resolution), cluster_fraction)
+        remedy = GRID_REMEDY.format(resolution=resolution)
     else:
-        import numpy as np
-
-        from .circle.grid import grid
-        from .geometry import angles_to_circle
-        from .initial import nodal_density
-        offset = 0.5 if method == "fv" else 0.0  # fv: cell centres; spectral: the nodes
+        from .initial import circle_nodes, nodal_density
         n = resolution
-        nodal_density(rho0, angles_to_circle(grid(n, offset=offset)),
-                      np.full(n, 2 * np.pi / n))
+        points, weights = circle_nodes(n, 0.5 if method == "fv" else 0.0)  # cells / nodes
+        rho = nodal_density(rho0, points, weights, method, n)[0]
+        if method == "fv":
+            from .circle.fv import circle_neighbours
+            why = cluster_unresolved(rho * weights, circle_neighbours(n), cluster_fraction)
+            remedy = GRID_REMEDY.format(resolution=n)
+        else:
+            from .circle.spectral import REMEDY, spectral_tail
+            why = spectral_indicator(rho, spectral_tail(rho), tail_tol)
+            remedy = REMEDY.format(n=n)
+    if why:
+        raise initial_unresolved(method, resolution, why, remedy)
     return resolution

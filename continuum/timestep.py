@@ -143,7 +143,8 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
     """The one time-marching loop of the explicit solvers (FV on S^1, DG on S^2).
 
     Starting from ``state`` at t = 0, repeat: at a saved time ``times[k]`` call
-    ``save(k, state)``; otherwise take one step of size
+    ``save(k, state)`` (a true return value ends the loop there: an under-resolved run
+    stopped early); otherwise take one step of size
     dt = min(dt_max, times[k] - t), so steps land exactly on the saved times, where
     ``dt_max, context = propose(state)`` is the scheme's stability limit (CFL) and
     ``new, ok = step(state, dt, context)`` the scheme's step. A step that reports ``ok = False``
@@ -152,7 +153,8 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
     looping for ever, and so does a step limit at which the remaining time needs more than
     ``max_steps`` steps (:class:`StepGuard`, with ``reason`` saying why and what to do).
 
-    Returns (final state, {"steps": ..., "step_halvings": ...}).
+    Returns (final state, {"steps": ..., "step_halvings": ..., "saved": ...}), "saved" the
+    number of saved times reached.
     """
     t, k, steps, halvings = 0.0, 0, 0, 0
     floor = 1e-14 * max(1.0, T)
@@ -160,8 +162,10 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
     with progress_bar(progress, T, label) as bar:
         while k < len(times):
             if t >= times[k] - floor:
-                save(k, state)
+                stop = save(k, state)
                 k += 1
+                if stop:  # the scheme knows the rest would not be resolved
+                    break
                 continue
             dt_max, context = propose(state)
             if not (np.isfinite(dt_max) and dt_max > floor):  # would never reach times[k]
@@ -182,7 +186,7 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
             state, t = new, t + dt
             steps += 1
             bar.update(min(dt, T - bar.n))
-    return state, {"steps": steps, "step_halvings": halvings}
+    return state, {"steps": steps, "step_halvings": halvings, "saved": k}
 
 
 def check_dop853_options(rtol, atol, tail_tol, progress, max_steps):
@@ -199,7 +203,8 @@ def check_dop853_options(rtol, atol, tail_tol, progress, max_steps):
 
 def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step, label: str,
                  reason: str, tail, tail_tol: float, resolution: str, remedy: str,
-                 progress=None, max_steps: int = MAX_STEPS):
+                 progress=None, max_steps: int = MAX_STEPS, unresolved=None,
+                 stop_unresolved: bool = False):
     """The time loop of the spectral solvers (S^1 and S^2): scipy's DOP853 on ``y' = rhs(y)``
     from ``y0``, the solution at the saved ``times`` (dense output between steps).
 
@@ -207,12 +212,13 @@ def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step,
     less than spacing"), a trial stage that overflows, or a step so small that the rest of
     the run would exceed ``max_steps`` (:class:`StepGuard`, 20 steps running) raise
     :class:`StepCollapseError` with ``reason`` and, when the tail exceeds ``tail_tol``, the
-    under-resolution at ``resolution`` and the ``remedy``. A saved state whose tail exceeds
-    ``tail_tol`` warns once. Returns (states (nt, n), tails (nt,), info) with info holding
-    ``nfev`` and, if it warned, ``under_resolved_from``.
+    under-resolution at ``resolution`` and the ``remedy``. At every saved state
+    ``unresolved(y)`` (the solver's indicator: its tail, a negative density) returns why the
+    state is not resolved, or "": the first such saved time goes to ``info["under_resolved_from"]``, the
+    reason to ``info["under_resolved"]``, and with ``stop_unresolved`` the run ends there
+    (no integration to T for nothing). Returns (states (nt', n), tails (nt',), info), nt' the
+    saved times reached, info holding ``nfev`` (and the under-resolution, if any).
     """
-    import warnings
-
     from scipy.integrate import DOP853
 
     t_end = max(T, times[-1])
@@ -233,10 +239,14 @@ def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step,
                         f"control cannot follow the field). Why and what to do: "
                         f"{reason}") from None
                 tail_now = tail(solver.y)
-                if solver.status == "failed":
-                    raise StepCollapseError(
-                        f"{label} failed at t = {solver.t:.6g} ({message}); the density is no "
-                        f"longer resolved (spectral tail {tail_now:.2g}): {remedy}")
+                if solver.status == "failed":  # blame the resolution only if the tail does
+                    why = (f"the density is no longer resolved on {resolution} (spectral "
+                           f"tail {tail_now:.2g} > {tail_tol:g}): {remedy}"
+                           if tail_now > tail_tol else
+                           f"spectral tail {tail_now:.2g} <= {tail_tol:g}, so not the "
+                           f"resolution. Why and what to do: {reason}")
+                    raise StepCollapseError(f"{label} failed at t = {solver.t:.6g} "
+                                            f"({message}); {why}")
                 try:
                     guard.check(solver.t, solver.step_size)
                 except StepCollapseError as err:
@@ -247,10 +257,11 @@ def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step,
                 bar.update(min(solver.t, T) - bar.n)
             states[k] = solver.y if solver.t == t_save else solver.dense_output()(t_save)
             tails[k] = tail(states[k])
-            if tails[k] > tail_tol and "under_resolved_from" not in info:
-                info["under_resolved_from"] = float(t_save)
-                warnings.warn(f"{label} no longer resolves the density from t = {t_save:g} "
-                              f"(spectral tail {tails[k]:.2g} > {tail_tol:g}: relative errors "
-                              f"of that size); {remedy}", stacklevel=4)
+            why = "" if "under_resolved_from" in info else unresolved(states[k])
+            if why:
+                info.update(under_resolved_from=float(t_save), under_resolved=why)
+                if stop_unresolved:
+                    states, tails = states[: k + 1], tails[: k + 1]
+                    break
     info["nfev"] = int(solver.nfev)
     return states, tails, info

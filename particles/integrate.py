@@ -40,6 +40,7 @@ from continuum.checks import (
 )
 from continuum.geometry import check_points
 from continuum.initial import check_times
+from continuum.invariants import check_result
 from continuum.kernels import FIELD_METHODS, attention_field
 from continuum.measure import Measure
 from continuum.model import Attention
@@ -250,6 +251,8 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     info.update(counter)
     info.update({"rtol": rtol, "atol": atol} if method == "dop853" else {"dt": dt})
     info["wall_time_s"] = _time.perf_counter() - wall
+    # finite, on the sphere, probability weights, every requested time saved (issue 22)
+    check_result(label, times, times, out, weights=w)
     times = times.copy()
     for a in (times, out, w):
         a.setflags(write=False)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from continuum import Attention, solve
+from continuum import Attention, UnderResolved, solve
 from continuum.kernels import attention_field
 from continuum.linear import uniform_growth_rate
+from continuum.resolution import UnderResolvedWarning
 from continuum.sphere.exact import poisson_density, poisson_mean, poisson_parameter
 from continuum.sphere.harmonic import from_real, real_degrees, to_real
 from continuum.sphere.spectral import SphereSpectral, analyse, rotation_angles, synthesise
@@ -192,11 +193,15 @@ def test_measure_uses_clipped_nodal_values_and_positive_weights():
     assert math.isclose(sol.quadrature.sum(), 4 * math.pi, rel_tol=1e-14)
 
 
-def test_tail_warning_when_under_resolved():
+def test_tail_flags_the_run_when_under_resolved():
     model = Attention(beta=1.0, d=3)
-    with pytest.warns(UserWarning, match="no longer resolves"):
-        solve(model, lambda p: poisson_density(p, [0.0, 0.0, 0.8]), 0.1, method="spectral",
-              resolution=8, times=[0, 0.1])
+    rho0 = lambda p: poisson_density(p, [0.0, 0.0, 0.8])  # noqa: E731
+    with pytest.warns(UnderResolvedWarning, match="spectral tail"):
+        sol = solve(model, rho0, 0.1, method="spectral", resolution=8, times=[0, 0.1],
+                    on_unresolved="warn")
+    assert sol.info["under_resolved_from"] == 0.0 and len(sol.times) == 2
+    with pytest.raises(UnderResolved, match="band limit"):  # the default: stop at t = 0
+        solve(model, rho0, 0.1, method="spectral", resolution=8, times=[0, 0.1])
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -233,8 +238,9 @@ def test_a_study_runs_the_spectral_sphere_backend(tmp_path):
     cfg = copy.deepcopy(DEFAULT_STUDY)
     cfg["study"].update(name="s2", output=str(tmp_path / "out"), workers=1)
     cfg["model"].update(d=3, V_diag=[1.0, 0.8, 0.6])
-    cfg["backend"].update(kinds=["spectral"], resolution=12)
-    cfg["time"].update(T=1.0, n_times=3)
+    # resolved to T = 0.5 at L = 24 (tail 4e-9): a flagged point would stop the study
+    cfg["backend"].update(kinds=["spectral"], resolution=24)
+    cfg["time"].update(T=0.5, n_times=3)
     cfg["sweep"].update(values=[0.0, 0.4], delta=0.1)
     summary = run_study(validate_config(cfg), progress=False)
     with xr.open_dataset(summary["files"]["data"], engine="h5netcdf") as ds:
@@ -244,14 +250,13 @@ def test_a_study_runs_the_spectral_sphere_backend(tmp_path):
 
 def test_clusters_beyond_the_band_limit_stop_with_an_error_naming_the_resolution():
     """SA beta = 9 from a concentrated start: the cluster outgrows L = 8, DOP853's step
-    collapses; the solver warns first (tail) and then raises, naming L and the remedy."""
+    collapses; kept on (on_unresolved='warn'), it raises, naming L and the remedy."""
     from continuum.geometry import von_mises_density
 
     rho0 = lambda p: von_mises_density(p, np.array([0.0, 0.0, 1.0]), 4.0)  # noqa: E731
-    with pytest.warns(UserWarning), pytest.raises(RuntimeError,
-                                                  match="L=8.*increase resolution"):
+    with pytest.raises(RuntimeError, match="L=8.*larger band limit"):
         solve(Attention(beta=9.0, d=3), rho0, 30.0, method="spectral", resolution=8,
-              times=np.linspace(0, 30, 31))
+              times=np.linspace(0, 30, 31), on_unresolved="warn")
 
 
 def test_usa_scale_collapse_is_named_not_crawled():

@@ -22,7 +22,7 @@ def test_march_lands_on_saved_times_and_integrates_exactly():
     np.testing.assert_allclose([saved[k] for k in range(4)], times, atol=1e-14)
     assert final == pytest.approx(1.0)
     # ceil(0.3 / 0.1) + ceil(0.05 / 0.1) + ceil(0.65 / 0.1) steps: the last of each is shortened
-    assert counts == {"steps": 3 + 1 + 7, "step_halvings": 0}
+    assert counts == {"steps": 3 + 1 + 7, "step_halvings": 0, "saved": 4}
 
 
 def test_march_halves_a_failing_step_and_stops_a_hopeless_one():

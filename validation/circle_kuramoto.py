@@ -18,6 +18,7 @@ import numpy as np
 
 from continuum import Attention, solve
 from continuum.circle.exact import kuramoto_order_parameter, wrapped_cauchy_density
+from continuum.resolution import UnderResolvedWarning
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 
@@ -32,7 +33,7 @@ def kuramoto_errors(method, resolutions, r0=0.2, psi=0.5, T=3.0, **options):
     errors = []
     for n in resolutions:
         sol = solve(model, lambda p: wrapped_cauchy_density(p, r0, psi), T, method=method,
-                    resolution=n, times=times, **options)
+                    resolution=n, times=times, on_unresolved="warn", **options)
         errors.append(float(np.max(np.abs(sol.diagnostics["order_parameter"] - exact))))
     return np.array(errors)
 
@@ -42,7 +43,7 @@ def main(out_dir=None, quick=False, r0=0.2, T=3.0,
     r_max = float(kuramoto_order_parameter(T, r0))
     with Timer() as t_spec, warnings.catch_warnings():
         # the coarsest grids are under-resolved on purpose (that is the convergence study)
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", UnderResolvedWarning)
         err_spec = kuramoto_errors("spectral", spectral_n, r0=r0, T=T, rtol=1e-13, atol=1e-15)
     sigma = -float(np.polyfit(spectral_n, np.log(err_spec), 1)[0])
     with Timer() as t_fv:

@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from continuum import Attention, solve
+from continuum.resolution import UnderResolvedWarning
 from continuum.sphere.exact import poisson_density
 from continuum.sphere.harmonic import from_real, real_degrees, to_real
 from validation.plotting import plt, save
@@ -47,9 +48,9 @@ def rho0(p):
 
 def spectral(L):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # coarse L: under-resolved on purpose
+        warnings.simplefilter("ignore", UnderResolvedWarning)  # coarse L: under-resolved on purpose
         return solve(model(), rho0, T, method="spectral", resolution=L, times=[0.0, T],
-                     rtol=1e-13, atol=1e-15)
+                     rtol=1e-13, atol=1e-15, on_unresolved="warn")
 
 
 def embed(a, L, L_big):

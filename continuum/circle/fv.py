@@ -24,31 +24,33 @@ non-negative when every forward-Euler stage satisfies dt max|v| / h <= 1/2 (outf
 is at most dt/h max|v| (rho^E_j + rho^W_j) <= 2 dt/h max|v| rho_j), which the step rule
 dt = cfl h / max|v| with cfl <= 1/2 enforces; a step whose stages would violate it (the
 speed grew within the step) is redone with half the step. Second order on smooth solutions
-(first order at extrema, where the limiter clips). When a cluster becomes narrower than the
-grid resolves (one cell holds more than ``cluster_fraction`` of the mass of itself and its two
-neighbours, with at least 1e-3 of the total mass), the solver warns once and records the time
-in ``info['under_resolved_from']``: from then on the cluster's shape is a grid artefact,
-though mass, positivity and its position remain meaningful.
+(first order at extrema, where the limiter clips). Under-resolution
+(:mod:`continuum.resolution`), checked at every saved time by
+``continuum.resolution.cluster_unresolved``: a cluster narrower than the grid resolves (one cell holds more than ``cluster_fraction`` of the
+mass of itself and its two neighbours, with at least 1e-3 of the total mass). From then on the
+cluster's shape is a grid artefact, though mass, positivity and its position remain
+meaningful: with ``on_unresolved="raise"`` (the default) the run stops at that saved time and
+raises ``continuum.UnderResolved`` holding the partial Solution; with "warn" it runs to T and
+is flagged in ``info['under_resolved_from']``.
 """
 
 from __future__ import annotations
 
 import math
 import time as _time
-import warnings
-
 import numba
 import numpy as np
 
 from ..checks import check_choice, check_flag, check_integer, check_memory, check_real
 from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
+from ..resolution import GRID_REMEDY, check_on_unresolved, cluster_unresolved, settle_resolution
 from ..solution import Solution, finish_solution
 from ..timestep import MAX_STEPS, collapse_reason, march
 from .field import choose_path, circle_velocity, is_rotation_kernel, kernel_fft
 from .grid import check_resolution, grid, tangents
 
-__all__ = ["solve_fv", "fv_rhs", "FVOperator", "LIMITERS"]
+__all__ = ["solve_fv", "fv_rhs", "FVOperator", "LIMITERS", "circle_neighbours"]
 
 LIMITERS = ("mc", "minmod")
 
@@ -156,7 +158,8 @@ class FVOperator:
 
 
 def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc", field="auto",
-             cluster_fraction=0.9, progress=None, max_steps=MAX_STEPS) -> Solution:
+             cluster_fraction=0.9, progress=None, max_steps=MAX_STEPS,
+             on_unresolved="raise") -> Solution:
     """Finite-volume solution on S^1 (d = 2); see the module docstring.
 
     Parameters
@@ -169,10 +172,14 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
     cfl : float in (0, 1/2], dt = cfl h / max|v|
     limiter : {"mc", "minmod"}
     field : {"auto", "fft", "kernel"}
-    cluster_fraction : float, threshold of the under-resolution warning
+    cluster_fraction : float, threshold of the under-resolution indicator
     progress : bool or None, tqdm bar on stderr (None: only when stderr is a terminal)
     max_steps : int, step budget: a CFL step at which the rest of the run needs more raises
         ``continuum.timestep.StepCollapseError`` saying why (``collapse_reason``)
+    on_unresolved : {"raise", "warn"}
+        A cluster narrower than a cell (module docstring) stops the run at that saved time
+        with ``continuum.UnderResolved`` ("raise"), or the run goes on to T flagged in
+        ``info["under_resolved_from"]`` with one warning ("warn").
     """
     if model.d != 2:
         raise ValueError(f"the circle solvers need a d=2 model, got d={model.d}")
@@ -184,6 +191,7 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
                                   high=1)
     check_flag(progress, "progress", allow_none=True)
     max_steps = check_integer(max_steps, "max_steps", low=1)
+    on_unresolved = check_on_unresolved(on_unresolved)
     # the saved densities plus about ten work vectors of n cells (stages, slopes, FFTs)
     check_memory(8.0 * n * (times.size + 10), "resolution",
                  f"{n} cells x {times.size} saved times")
@@ -192,10 +200,11 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
     centres = grid(n, offset=0.5)
     points = angles_to_circle(centres)
     quadrature = np.full(n, h)
-    rho, factor = nodal_density(rho0, points, quadrature)
+    rho, factor = nodal_density(rho0, points, quadrature, "fv", n)
     out = np.empty((times.size, n))
     wall = _time.perf_counter()
-    warned = {}
+    flagged = {}
+    neighbours = circle_neighbours(n)
 
     rhs = FVOperator(model, n, limiter, path)
 
@@ -211,26 +220,28 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
         # positivity needs dt max|v| <= h/2 at every stage: the speed may grow within the step
         return r / 3.0 + (2.0 / 3.0) * (s2 + dt * d3), max(v2, v3) * dt <= 0.5 * h
 
-    def save(k, r):
+    def save(k, r):  # True (stop) at the first unresolved saved time when raising
         out[k] = r
-        if not warned and _cluster_unresolved(r * h, cluster_fraction):
-            warned["t"] = float(times[k])
-            warnings.warn(f"fv solver (n={n}): a cluster is narrower than the grid "
-                          f"resolves from t = {times[k]:g} (one cell holds > "
-                          f"{cluster_fraction:g} of its neighbourhood's mass); refine the "
-                          "grid for its shape", stacklevel=4)
+        if not flagged:
+            why = cluster_unresolved(r * h, neighbours, cluster_fraction)
+            if why:
+                flagged.update(under_resolved_from=float(times[k]), under_resolved=why,
+                               under_resolved_remedy=GRID_REMEDY.format(resolution=n))
+                return on_unresolved == "raise"
+        return False
 
     _, counts = march(rho, times, T, propose, step, save, progress=progress,
                       label=f"fv n={n}", max_steps=max_steps,
                       reason=collapse_reason(model, "S1 fv"))
     info = {"method": "fv", "resolution": n, "cfl": cfl, "limiter": limiter, "field": path,
-            **counts, "initial_rescaling": factor, "wall_time_s": _time.perf_counter() - wall}
-    if warned:
-        info["under_resolved_from"] = warned["t"]
-    return finish_solution(model, times, points, quadrature, out, info)
+            **counts, "initial_rescaling": factor, "wall_time_s": _time.perf_counter() - wall,
+            **flagged}
+    solution = finish_solution(model, times, points, quadrature, out[: counts["saved"]], info,
+                               positive=True)
+    return settle_resolution(solution, on_unresolved)
 
 
-def _cluster_unresolved(masses, fraction) -> bool:
-    neighbourhood = masses + np.roll(masses, 1) + np.roll(masses, -1)
-    heavy = masses >= 1e-3 * masses.sum()
-    return bool(np.any(heavy & (masses > fraction * neighbourhood)))
+def circle_neighbours(n: int) -> np.ndarray:
+    """(n, 2) indices of the two neighbours of each of n cells on the circle."""
+    j = np.arange(n)
+    return np.stack([(j - 1) % n, (j + 1) % n], axis=1)

@@ -17,10 +17,14 @@ with rho the density w.r.t. arc length on n equispaced nodes. Per evaluation:
 
 Time stepping: scipy's DOP853 (error-controlled, rtol/atol). Accuracy is spectral while the
 density is resolved: the Fourier coefficients of rho must decay to round-off within the
-grid. At every saved time the solver measures the spectral tail
-max_{|k| >= n/3} |rho_k| / |rho_0| and warns (once) when it exceeds ``tail_tol``: from then
-on the density is under-resolved (e.g. clusters narrower than a few grid cells) and the
-finite-volume solver is the right tool.
+grid. Under-resolution (:mod:`continuum.resolution`), checked at every saved time: the
+spectral tail max_{|k| >= n/3} |rho_k| / |rho_0| above ``tail_tol``, or a nodal density
+below -tail_tol max rho (``continuum.resolution.negative_density``: a resolved density
+carries relative errors of the size of its tail, round-off is 1e-16 and DOP853's error rtol = 1e-10, so an
+undershoot beyond tail_tol is the Gibbs oscillation of an unresolved one). From then on the
+density is under-resolved (e.g. clusters narrower than a few grid cells): more nodes or the
+finite-volume solver are the remedy; with ``on_unresolved="raise"`` (the default) the run
+stops at that saved time and raises ``continuum.UnderResolved`` holding the partial Solution.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 from ..checks import check_memory
 from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
+from ..resolution import check_on_unresolved, settle_resolution, spectral_indicator
 from ..solution import Solution, finish_solution
 from ..timestep import MAX_STEPS, check_dop853_options, collapse_reason, march_dop853
 from .field import choose_path, circle_velocity
@@ -56,7 +61,8 @@ def spectral_rhs(model, rho, theta, h, path):
 
 
 def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=1e-12,
-                   field="auto", tail_tol=1e-6, progress=None, max_steps=MAX_STEPS) -> Solution:
+                   field="auto", tail_tol=1e-6, progress=None, max_steps=MAX_STEPS,
+                   on_unresolved="raise") -> Solution:
     """Spectral solution on S^1 (d = 2) of d/dt rho + d/dtheta (rho v[rho]) = 0.
 
     Parameters
@@ -72,13 +78,18 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     field : {"auto", "fft", "kernel"}
         How the speed is computed (see circle_velocity).
     tail_tol : float
-        Warn when the spectral tail exceeds this (under-resolution).
+        Under-resolved when the spectral tail exceeds this, or the nodal density is below
+        -tail_tol max rho (module docstring).
     progress : bool or None
         tqdm bar on stderr (None: only when stderr is a terminal).
     max_steps : int
         Step budget: when DOP853's step stays (20 steps running) so small that the rest of
         the run would need more, the solver stops with ``StepCollapseError`` saying why
         (under-resolution: the spectral tail; USA's scale e^{beta ||Q^T K||}; stiffness).
+    on_unresolved : {"raise", "warn"}
+        An under-resolved run (module docstring) stops at the first unresolved saved time
+        and raises ``continuum.UnderResolved`` ("raise"), or runs to T, warns once and is
+        flagged in ``info["under_resolved_from"]`` ("warn"); ``continuum.resolution``.
     """
     if model.d != 2:
         raise ValueError(f"the circle solvers need a d=2 model, got d={model.d}")
@@ -86,6 +97,7 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     T, times = check_times(T, times)
     rtol, atol, tail_tol, max_steps = check_dop853_options(rtol, atol, tail_tol, progress,
                                                            max_steps)
+    on_unresolved = check_on_unresolved(on_unresolved)
     # saved densities, DOP853's 12 stages and work vectors, the 3/2-padded product
     check_memory(8.0 * n * (times.size + 30), "resolution",
                  f"{n} nodes x {times.size} saved times")
@@ -93,7 +105,7 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     h = 2 * np.pi / n
     points = angles_to_circle(theta)
     quadrature = np.full(n, h)
-    rho, factor = nodal_density(rho0, points, quadrature)
+    rho, factor = nodal_density(rho0, points, quadrature, "spectral", n)
     path = choose_path(model, field)
     wall = _time.perf_counter()
     info = {"method": "spectral", "resolution": n, "rtol": rtol, "atol": atol,
@@ -103,10 +115,20 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     speed = float(np.abs(circle_velocity(model, theta, rho * h, path)[0]).max())
     t_end = max(T, times[-1])
     first = min(t_end, h / speed) if t_end > 0 and speed > 0 else None
+    remedy = REMEDY.format(n=n)
     densities, tails, run = march_dop853(
         lambda y: spectral_rhs(model, y, theta, h, path), rho, times, T, rtol, atol, first,
         f"spectral solver (n={n})", collapse_reason(model, "S1 spectral"), spectral_tail,
         tail_tol,
-        f"{n} nodes", "increase resolution or use method='fv'", progress, max_steps)
+        f"{n} nodes", remedy, progress, max_steps,
+        unresolved=lambda y: spectral_indicator(y, spectral_tail(y), tail_tol),
+        stop_unresolved=on_unresolved == "raise")
     info.update(run, spectral_tail=tails, wall_time_s=_time.perf_counter() - wall)
-    return finish_solution(model, times, points, quadrature, densities, info)
+    if "under_resolved_from" in info:
+        info["under_resolved_remedy"] = remedy
+    return settle_resolution(finish_solution(model, times, points, quadrature, densities, info),
+                             on_unresolved)
+
+
+#: what to do about an under-resolved spectral run on S^1
+REMEDY = "use more nodes (resolution > {n}), method='fv', or resolution='auto'"

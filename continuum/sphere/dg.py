@@ -38,7 +38,24 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["SphereDG"]
+__all__ = ["SphereDG", "cell_neighbours"]
+
+
+def cell_neighbours(level: int) -> np.ndarray:
+    """(cells, 3): the three edge neighbours of every triangle of ``icosphere(level)``, in its
+    (serial) cell order, the order of ``SphereDG.gather_cells``."""
+    from .icosphere import icosphere
+
+    triangles = icosphere(level)[1]
+    n = len(triangles)
+    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]],
+                                    triangles[:, [2, 0]]]), axis=1)
+    owner = np.tile(np.arange(n), 3)
+    order = np.lexsort((edges[:, 1], edges[:, 0]))  # each edge of a closed surface: 2 cells
+    first, second = owner[order[0::2]], owner[order[1::2]]
+    cell = np.concatenate([first, second])
+    other = np.concatenate([second, first])
+    return other[np.argsort(cell, kind="stable")].reshape(n, 3)  # every cell: 3 edges
 
 
 class SphereDG:

@@ -10,6 +10,15 @@ Function. Everything else is ``continuum.sphere.dg``: upwind DG_p, SSP-RK3, Zhan
 The returned Solution holds cell averages (non-negative with the limiter) at the cell
 centroids projected to S^2; ``measure(i)`` is the cell masses at those centroids. Under MPI
 every rank returns the same Solution (gathered, in the serial cell order).
+
+Under-resolution (:mod:`continuum.resolution`), checked at every saved time on the gathered
+cell masses, as the finite volumes on S^1 do: a cluster narrower than a cell, one triangle
+holding at least 1e-3 of the mass and more than ``cluster_fraction`` (default 0.9) of the mass
+of itself and its three edge neighbours (``resolution.cluster_unresolved``; a Dirac-like
+cluster inside a triangle puts all of its neighbourhood's mass there, while a resolved bump
+spreads over several cells). With ``on_unresolved="raise"`` (the default) the run stops at
+that saved time and raises ``continuum.UnderResolved`` holding the partial Solution; the
+remedy is a finer mesh (a higher level) or ``resolution="auto"``.
 """
 
 from __future__ import annotations
@@ -23,8 +32,10 @@ import numpy as np
 from ..checks import check_flag, check_integer, check_output_path, check_real
 from ..initial import check_times, check_total_mass, evaluate_density
 from ..kernels import attention_field
+from ..resolution import GRID_REMEDY, check_on_unresolved, cluster_unresolved, settle_resolution
 from ..solution import finish_solution
 from ..timestep import MAX_STEPS, collapse_reason, default_dt, march
+from .dg import cell_neighbours
 from .harmonic import (
     MAX_DEGREE,
     expansion_degree,
@@ -54,13 +65,14 @@ def initial_state(rho0, resolution, degree=1, comm=None, quadrature_degree=1):
     # the flat polyhedron's area is 4 pi (1 - O(h^2)): judge the integral relative to it
     geometric = dg.comm.allreduce(dg.cell_area.sum()) / (4 * np.pi)
     check_total_mass(total / geometric, f" (corrected for the polyhedral area 4 pi x "
-                                        f"{geometric:.6f})")
+                                        f"{geometric:.6f})", rho0=rho0, d=3, method="fem",
+                     resolution=resolution)
     return dg, state / total, total
 
 
 def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limiter=True,
               quadrature_degree=1, max_dt=None, progress=None, output=None, comm=None,
-              field="auto", max_steps=MAX_STEPS):
+              field="auto", max_steps=MAX_STEPS, cluster_fraction=0.9, on_unresolved="raise"):
     """DG solution of d/dt rho + div_S(rho X[rho]) = 0 on the level-``resolution`` icosphere.
 
     Parameters
@@ -106,6 +118,12 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     max_steps : int
         Step budget: a step at which the rest of the run needs more raises
         ``continuum.timestep.StepCollapseError`` saying why (``collapse_reason``).
+    cluster_fraction : float in (0, 1]
+        Threshold of the under-resolution indicator (module docstring).
+    on_unresolved : {"raise", "warn"}
+        A cluster narrower than a cell stops the run at that saved time with
+        ``continuum.UnderResolved`` ("raise"), or the run goes on to T flagged in
+        ``info["under_resolved_from"]`` with one warning ("warn").
     """
     if model.d != 3:
         raise ValueError(f"method='fem' solves on S^2 and needs a d=3 model, got d={model.d}")
@@ -118,6 +136,9 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     check_flag(limiter, "limiter")
     check_flag(progress, "progress", allow_none=True)
     max_steps = check_integer(max_steps, "max_steps", low=1)
+    cluster_fraction = check_real(cluster_fraction, "cluster_fraction", low=0, low_open=True,
+                                  high=1)
+    on_unresolved = check_on_unresolved(on_unresolved)
     if output is not None:
         check_output_path(output, "output", folder=True)
     if not callable(rho0):
@@ -161,19 +182,30 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         new, min_avg = dg.ssp_rk3_step(array, dt, update_velocity, limiter=limiter)
         return new, min_avg >= 0 or not limiter
 
+    areas = dg.gather_cells(dg.cell_area)
+    neighbours = cell_neighbours(resolution)
+    flagged = {}
     with _writer(dg, output) as writer:
-        def save(k, array):
+        def save(k, array):  # True (stop) at the first unresolved saved time when raising
             cells_out[k] = dg.gather_cells(dg.cell_averages(array))
             if writer is not None:
                 dg.set_state(array)
                 writer.write(float(times[k]))
+            if not flagged:  # every rank holds the gathered cells: all decide alike
+                why = cluster_unresolved(cells_out[k] * areas, neighbours, cluster_fraction)
+                if why:
+                    flagged.update(under_resolved_from=float(times[k]), under_resolved=why,
+                                   under_resolved_remedy=GRID_REMEDY.format(
+                                       resolution=resolution))
+                    return on_unresolved == "raise"
+            return False
 
         _, counts = march(state, times, T, propose, step, save,
                           progress=progress if dg.comm.rank == 0 else False,
                           label=f"fem level {resolution}", max_steps=max_steps,
                           reason=collapse_reason(model, "S2 fem"))
     points = dg.gather_cells(dg.cell_centroid)
-    areas = dg.gather_cells(dg.cell_area)
+    cells_out = cells_out[: counts["saved"]]
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,
             "limiter": limiter, **counts,
             "field": choose_sphere_path(model, field, len(dg.velocity_targets), len(areas)),
@@ -181,7 +213,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
             else "attention_field", "h_min": dg.h_min,
             "cells": int(len(areas)), "discrete_area": float(areas.sum()),
             "initial_rescaling": 1.0 / total, "mpi_size": dg.comm.size,
-            "wall_time_s": _time.perf_counter() - wall}
+            "cluster_fraction": cluster_fraction, "wall_time_s": _time.perf_counter() - wall,
+            **flagged}
     if output is not None:
         info["vtx"] = str(_vtx_path(output))
         if dg.comm.rank == 0:
@@ -190,7 +223,8 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
             info["png"] = save_sphere_density(
                 Path(output) / "density_final.png", points, cells_out[-1],
                 title=f"density at t = {times[-1]:g} (DG{degree}, level {resolution})")
-    return finish_solution(model, times, points, areas, cells_out, info)
+    solution = finish_solution(model, times, points, areas, cells_out, info, positive=limiter)
+    return settle_resolution(solution, on_unresolved)
 
 
 def choose_sphere_path(model, field: str = "auto", n_targets: int = 0,

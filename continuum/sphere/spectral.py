@@ -46,9 +46,16 @@ For the unnormalised model with a zonal kernel every quantity in 1-3 is a polyno
 degrees stated, so the projected dynamics are computed exactly; for SA the ratio S_y / S_1 is
 not a polynomial and 3 is a pseudo-spectral product (its aliasing falls with the spectrum).
 
-Time stepping: scipy's DOP853 on the real coefficients. At every saved time the solver measures
-the spectral tail max_{l >= 2L/3} A_l / A_0 (A_l = (sum_m a_lm^2)^{1/2}) and warns once above
-``tail_tol``; a DOP853 failure (the step collapses, e.g. under clusters narrower than the
+Time stepping: scipy's DOP853 on the real coefficients. Under-resolution
+(:mod:`continuum.resolution`), checked at every saved time: the spectral tail
+max_{l >= 2L/3} A_l / A_0 (A_l = (sum_m a_lm^2)^{1/2}) above ``tail_tol``, or the density at
+the output nodes below -tail_tol max rho (``continuum.resolution.negative_density``: a
+resolved density carries relative errors of the size of its tail, round-off is 1e-16 and
+DOP853's error rtol = 1e-10, so an undershoot beyond tail_tol is the Gibbs oscillation of an
+unresolved one; issue 22 saw densities down to -8.19 returned after one warning). With
+``on_unresolved="raise"`` (the default) the run stops at that saved time and raises
+``continuum.UnderResolved`` holding the partial Solution; the remedy is a larger band limit
+or ``method="fem"``. A DOP853 failure (the step collapses, e.g. under clusters narrower than the
 band limit resolves) raises an error that names the resolution. The Solution holds the density
 at the (L + 1) x (2L + 2) Gauss-Legendre nodes with their (positive) quadrature weights, which
 integrate degree <= 2L + 1 exactly; ``Solution.measure(i)`` puts the clipped nodal values
@@ -66,6 +73,7 @@ import scipy.special
 from ..checks import check_choice, check_integer, check_memory
 from ..geometry import tangent_project
 from ..initial import check_times, check_total_mass, evaluate_density
+from ..resolution import check_on_unresolved, settle_resolution, spectral_indicator
 from ..solution import finish_solution
 from ..timestep import MAX_STEPS, check_dop853_options, collapse_reason, march_dop853
 from .harmonic import (
@@ -271,10 +279,22 @@ def initial_coefficients(rho0, L: int):
     ntheta = 2 * L + 2
     grid = _Grid(ntheta, 2 * ntheta)
     values = evaluate_density(rho0, grid.points)
-    check_total_mass(float(values @ grid.weights))
+    check_total_mass(float(values @ grid.weights), rho0=rho0, d=3, method="spectral",
+                     resolution=L)
     coefficients = analyse(values, L, ntheta, 2 * ntheta)
     mass = coefficients[0] * math.sqrt(4 * math.pi)
     return coefficients / mass, 1.0 / mass
+
+
+def initial_indicator(coefficients: np.ndarray, L: int, tail_tol: float) -> str:
+    """Why the coefficients of a state are under-resolved ("" if resolved): its spectral tail
+    or a negative density at the output nodes (``resolution.spectral_indicator``)."""
+    return spectral_indicator(synthesise(coefficients, L, L + 1, 2 * L + 2),
+                              spectral_tail(coefficients, L), tail_tol)
+
+
+#: what to do about an under-resolved spectral run on S^2
+REMEDY = "use a larger band limit (resolution > {L}), method='fem', or resolution='auto'"
 
 
 def check_band_limit(resolution) -> int:
@@ -283,7 +303,8 @@ def check_band_limit(resolution) -> int:
 
 
 def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10, atol=1e-12,
-                          field="auto", tail_tol=1e-6, progress=None, max_steps=MAX_STEPS):
+                          field="auto", tail_tol=1e-6, progress=None, max_steps=MAX_STEPS,
+                          on_unresolved="raise"):
     """Spectral solution on S^2 (d = 3) of d/dt rho + div_S(rho X[rho]) = 0 (module docstring).
 
     Parameters
@@ -301,19 +322,25 @@ def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10,
         The field at the nodes: Funk-Hecke multipliers (zonal kernels, any beta = 0 model),
         or ``attention_field`` with the quadrature measure (any Q, K).
     tail_tol : float
-        Warn when the spectral tail exceeds this (under-resolution).
+        Under-resolved when the spectral tail exceeds this, or the density at the output
+        nodes is below -tail_tol max rho (module docstring).
     progress : bool or None
         tqdm bar on stderr (None: only when stderr is a terminal).
     max_steps : int
         Step budget: when DOP853's step stays (20 steps running) so small that the rest of
         the run would need more, the solver stops with ``StepCollapseError`` saying why
         (under-resolution: the spectral tail; USA's scale e^{beta ||Q^T K||}; stiffness).
+    on_unresolved : {"raise", "warn"}
+        An under-resolved run (module docstring) stops at the first unresolved saved time
+        and raises ``continuum.UnderResolved`` ("raise"), or runs to T, warns once and is
+        flagged in ``info["under_resolved_from"]`` ("warn").
     """
 
     L = check_band_limit(resolution)
     T, times = check_times(T, times)
     rtol, atol, tail_tol, max_steps = check_dop853_options(rtol, atol, tail_tol, progress,
                                                            max_steps)
+    on_unresolved = check_on_unresolved(on_unresolved)
     # the padded grid's fields (about 20 arrays of 4.5 L^2 nodes), DOP853's 12 stages of
     # (L + 1)^2 coefficients, the saved coefficients and densities
     nodes = (3 * L // 2 + 2) * (3 * L + 4)
@@ -341,15 +368,20 @@ def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10,
             f"e^{disc.kappa:.4g} times ||V|| = {np.linalg.norm(model.V, 2):.3g}); use SA "
             "(normalized=True), a smaller beta or a smaller V")
     first = min(t_end, math.pi / (L * speed)) if t_end > 0 and speed > 0 else None
+    remedy = REMEDY.format(L=L)
     coefficients, tails, run = march_dop853(
         disc.rhs, a0, times, T, rtol, atol, first, f"spectral S^2 solver (L={L})",
         collapse_reason(model, "S2 spectral"), lambda a: spectral_tail(a, L), tail_tol,
         f"band limit L={L}",
-        "increase resolution or use method='fem'", progress, max_steps)
+        remedy, progress, max_steps, unresolved=lambda a: initial_indicator(a, L, tail_tol),
+        stop_unresolved=on_unresolved == "raise")
     info.update(run)
+    if "under_resolved_from" in info:
+        info["under_resolved_remedy"] = remedy
     densities = np.stack([synthesise(a, L, *out_grid.shape) for a in coefficients])
     coefficients.setflags(write=False)
     info.update(spectral_tail=tails, coefficients=coefficients,
                 wall_time_s=_time.perf_counter() - wall)
-    return finish_solution(model, times, np.array(out_grid.points),
-                           np.array(out_grid.weights), densities, info)
+    return settle_resolution(finish_solution(model, times, np.array(out_grid.points),
+                                             np.array(out_grid.weights), densities, info),
+                             on_unresolved)
