@@ -40,7 +40,7 @@ from continuum.checks import (
 )
 from continuum.geometry import check_points
 from continuum.initial import check_times
-from continuum.invariants import check_result
+from continuum.invariants import InvariantError, check_result
 from continuum.kernels import FIELD_METHODS, attention_field
 from continuum.measure import Measure
 from continuum.model import Attention
@@ -269,6 +269,9 @@ def _retract(x: np.ndarray, model, h: float) -> np.ndarray:
     larger than 1 (USA's field carries e^(beta ||Q^T K||); tokens then turn to X's direction),
     and FloatingPointError naming the scale when the step itself left the float64 range."""
     top = np.max(np.abs(x), axis=1, keepdims=True)
+    if np.isnan(top).any():  # not an overflow: the field itself returned NaN
+        raise InvariantError("simulate", "non-finite points (count) after a step",
+                             int(np.isnan(top).sum()), 0, " (the field returned NaN)")
     if not np.all(np.isfinite(top)):
         raise FloatingPointError(
             f"a step of size {h:.3g} moved tokens beyond the float64 range (|h X| is "
