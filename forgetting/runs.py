@@ -188,11 +188,13 @@ def gronwall_curve(model, tuned, times):
 
 
 def run_backend(model, backend: str = "particles", rho0=None, T: float = 10.0, times=None,
-                n: int = 1000, x0=None, seed=0, resolution=None, **options):
+                n: int = 1000, x0=None, seed=0, resolution=None, on_unresolved="warn",
+                **options):
     """One run of ``model`` on a backend (arguments as in :func:`forgetting_run`): a
     ``particles.Trajectory`` or a ``continuum.Solution``. The particles' initial tokens are
     ``x0``, or n tokens sampled from rho0 (default uniform) with ``seed``, so two calls with
-    the same arguments start from the same measure."""
+    the same arguments start from the same measure. ``on_unresolved`` ("warn" | "raise") is
+    passed to ``continuum.solve`` (continuum backends)."""
     check_choice(backend, "backend", BACKENDS)
     if times is None:
         times = np.linspace(0.0, T, 51)
@@ -202,4 +204,5 @@ def run_backend(model, backend: str = "particles", rho0=None, T: float = 10.0, t
         return simulate(model, x0, T, times=times, **options)
     if rho0 is None:
         raise ValueError(f"backend={backend!r} needs rho0 (a density callable)")
-    return solve(model, rho0, T, method=backend, resolution=resolution, times=times, **options)
+    return solve(model, rho0, T, method=backend, resolution=resolution, times=times,
+                 on_unresolved=on_unresolved, **options)
