@@ -324,12 +324,14 @@ def _dataset(cfg, values, by_backend):
     times = next(iter(by_backend.values()))[0]["times"]
     data = {}
     for k, rs in by_backend.items():
+        # the error estimates exist for the continuum backends of resolution = "auto" only
+        refined = k != "particles" and cfg["backend"]["resolution"] == AUTO
         for var in ("deviation_w2", "deviation_w1", "deviation_w2_bound", "deviation_w1_bound",
-                    "gronwall", "error_w2"):
+                    "gronwall") + (("error_w2",) if refined else ()):
             data[f"{var}_{k}"] = ((axis, "time"), np.stack([r[var] for r in rs]),
                                   VARIABLES.get(var, {}))
-        for var in ("t_dev", "under_resolved_from", "flagged_from", "error_t_dev",
-                    "resolution"):
+        for var in ("t_dev", "under_resolved_from", "flagged_from", "resolution") \
+                + (("error_t_dev",) if refined else ()):
             data[f"{var}_{k}"] = ((axis,), np.array([r[var] for r in rs], dtype=float),
                                   VARIABLES.get(var, {}))
         for var in ("under_resolved_reason", "flag_reason"):
@@ -363,8 +365,9 @@ VARIABLES = {
     "error_w2": {"units": "radians (geodesic)", "description": "resolution = 'auto': error "
                  "estimate of deviation_w2 at the accepted level, the last change between "
                  "levels times rho / (1 - rho), rho the observed ratio of successive changes "
-                 "(three levels) or 1/2 (two levels: design order 1); NaN: fixed resolution"},
+                 "(three levels) or 1/2 (two levels: design order 1); written for "
+                 "resolution = 'auto' only"},
     "error_t_dev": {"units": "time (depth)", "description": "resolution = 'auto': error "
-                    "estimate of t_dev (the same rho); NaN: fixed resolution"},
+                    "estimate of t_dev (the same rho); written for resolution = 'auto' only"},
     "resolution": {"description": "resolution of the accepted runs (-1: particles)"},
 }
