@@ -164,8 +164,11 @@ def _phase(ax, fig, cfg, values, k, rs):
 
 
 def _cell(value: float, error: float, digits: int, flagged: bool) -> str:
+    """``value`` [+- error] [(!)]: no error shown when there is no estimate (NaN: a fixed
+    resolution) or the value is infinite (T_dev never reached at either level); an infinite
+    estimate (the changes between levels did not shrink) is shown as such."""
     text = f"{value:.{digits}f}"
-    if np.isfinite(error):
+    if not np.isnan(error) and np.isfinite(value):
         text += f" +- {error:.2g}"
     return text + (MARK if flagged else "")
 

@@ -379,3 +379,18 @@ def test_output_of_the_wrong_kind(value):
     cfg["study"]["output"] = value
     with pytest.raises(ConfigError, match="'study.output'"):
         validate_config(cfg)
+
+
+def test_table_shows_error_estimates_of_auto():
+    """value +- estimate; an infinite estimate (changes that did not shrink) is shown as
+    such; an infinite T_dev (reached at neither level) carries none."""
+    cfg = _cfg([0.1, 0.3], resolution="auto")
+    times = [0.0, 1.0, 2.0]
+    done = _result(times, [0, 0.1, 0.2], math.inf)
+    done["error_w2"], done["error_t_dev"] = np.array([0, 1e-3, 2e-3]), np.array(0.0)
+    stuck = _result(times, [0, 0.4, 0.8], 0.75, 1.0, "resolution = 'auto' did not converge")
+    stuck["error_w2"], stuck["error_t_dev"] = np.full(3, math.inf), np.array(math.inf)
+    text = table(cfg, [0.1, 0.3], {"fv": [done, stuck]})
+    assert "| 0.1 | 0.2000 +- 0.002 | inf |" in text
+    assert "| 0.3 | 0.8000 +- inf (!) | 0.75 +- inf |" in text
+    assert "what a flag of fv means" not in text  # a refinement's verdict, not the solver's
