@@ -123,7 +123,7 @@ def evaluate_point(point: dict, runs: dict) -> dict:
     return {"times": base.times, "deviation_w2": D["w2"], "deviation_w1": D["w1"],
             "deviation_w2_bound": D["w2_bound"], "deviation_w1_bound": D["w1_bound"],
             "gronwall": gronwall, "under_resolved_from": np.array(since),
-            "under_resolved_reason": np.array(reason), "identical": np.array(tuned is None)}
+            "under_resolved_reason": np.array(reason)}
 
 
 def is_fem(run_point: dict) -> bool:
@@ -274,8 +274,9 @@ def _compute(cfg, todo, out, cluster, progress) -> dict:
                         cluster=cluster if cfg["model"]["d"] > 2 else SweepCluster(),
                         progress=progress, label=f"{name} deviations")
     delta = cfg["sweep"]["delta"]
-    for r in results:
+    for p, r in zip(points, results):
         r["t_dev"] = np.array(time_to_deviation(r["times"], r["deviation_w2"], delta))
+        r["identical"] = tuned_point(p) is None  # one run twice: D = 0 exactly
     return dict(zip(todo, results))
 
 
@@ -289,7 +290,7 @@ def _accepted(cfg, done, levels, verdict, kind, value) -> dict:
     r["error_t_dev"] = np.array(np.nan)
     r["flagged_from"], r["flag_reason"] = float(r["under_resolved_from"]), \
         str(r.get("under_resolved_reason", ""))
-    if bool(r.get("identical", False)):  # ||Delta|| = 0: one run twice, D = 0 exactly
+    if r["identical"]:  # ||Delta|| = 0: one run twice, D = 0 exactly, whatever the flag
         r["flagged_from"], r["flag_reason"] = np.inf, ""
     elif verdict is not None:
         r["error_w2"], r["error_t_dev"] = verdict["error_w2"], np.array(verdict["error_t_dev"])
