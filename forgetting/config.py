@@ -10,11 +10,16 @@ Config sections and keys (defaults in brackets):
 [model]        d (required), beta [1.0], normalized [true], Q, K, V (d x d lists) or V_diag
 [perturbation] kind ["lora" | "e2"], target ["V"], rank [1], norm [0.1], seed [0]
                ("e2": Delta = norm e2 e2^T, the spectral-gap experiment)
-[backend]      kinds (required, list of "particles", "spectral", "fv", "fem"), resolution,
+[backend]      kinds (required, list of "particles", "spectral", "fv", "fem"), resolution
+               [the solver's default] (an integer, or "auto": refined until D(t) and T_dev
+               change by less than ``tol``, see :mod:`forgetting.resolution`), tol [1e-3],
+               max_resolution [the refinement's default budget], allow_unresolved [false]
+               (true: a study with under-resolved points exits 0, the points still flagged),
                n [1000] (particles), seed [0], method ["dop853"] (particles), rtol [1e-7]
 [initial]      kind ["von_mises" | "uniform"], kappa [1.0], mean [e1 rotated by 0.3 rad]
-[time]         T (required), n_times [41]
-[sweep]        axis ["norm" | "beta"], values (required, list), delta [0.1] (T_dev threshold)
+[time]         T (required), n_times [41] (>= 2: the saved times run from 0 to T)
+[sweep]        axis ["norm" | "beta"], values (required, list of distinct numbers, sorted if
+               given unsorted), delta [0.1] (T_dev threshold)
 [deviation]    max_support [2000]: on S^2 and above, D = W_p is exact while both measures have
                at most this many atoms, else computed between the measures merged into this
                many clusters with a certified error bound (stored as deviation_w*_bound)
@@ -23,6 +28,7 @@ Config sections and keys (defaults in brackets):
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import re
 import tomllib
@@ -31,12 +37,17 @@ from pathlib import Path
 import numpy as np
 
 from continuum import Attention, lora_update
+from continuum.checks import check_array
 from continuum.geometry import sphere_area, von_mises_density
 
 __all__ = ["load_study", "validate_config", "build_models", "base_model", "initial_density",
            "ConfigError", "DEFAULT_STUDY", "SCHEMA", "BACKEND_KINDS", "REQUIRED", "read_toml",
-           "fill_schema", "check_scheduler"]
+           "fill_schema", "check_scheduler", "study_levels", "AUTO"]
 
+logger = logging.getLogger(__name__)
+
+#: ``[backend] resolution = "auto"``: refine until D(t) and T_dev settle (forgetting.refinement)
+AUTO = "auto"
 #: marks a required key in a schema
 REQUIRED = object()
 SCHEMA = {
@@ -46,7 +57,8 @@ SCHEMA = {
               "V": None, "V_diag": None},
     "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0},
     "backend": {"kinds": REQUIRED, "resolution": None, "n": 1000, "seed": 0,
-                "method": "dop853", "rtol": 1e-7},
+                "method": "dop853", "rtol": 1e-7, "allow_unresolved": False, "tol": 1e-3,
+                "max_resolution": None},
     "initial": {"kind": "von_mises", "kappa": 1.0, "mean": None},
     "time": {"T": REQUIRED, "n_times": 41},
     "sweep": {"axis": "norm", "values": REQUIRED, "delta": 0.1},
@@ -69,7 +81,10 @@ DEFAULT_STUDY = {
                              "Delta = eps e2 e2^T; finite volumes and particles"},
     "model": {"d": 2, "beta": 1.0, "normalized": True, "V_diag": [1.0, 0.8]},
     "perturbation": {"kind": "e2"},
-    "backend": {"kinds": ["fv", "particles"], "resolution": 1024, "n": 4000},
+    # the FV runs collapse into clusters narrower than a cell from t = 19.5 (t = 11 at
+    # eps = g = 0.2): flagged in the table and figures, accepted here, the particles cross-check
+    "backend": {"kinds": ["fv", "particles"], "resolution": 1024, "n": 4000,
+                "allow_unresolved": True},
     "initial": {"kind": "von_mises", "kappa": 1.0},
     "time": {"T": 30.0, "n_times": 61},
     "sweep": {"axis": "norm", "values": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4],
@@ -82,12 +97,23 @@ class ConfigError(ValueError):
 
 
 def read_toml(path) -> dict:
-    """The tables of a TOML file; ConfigError if it is missing or not TOML."""
+    """The tables of a TOML file; ConfigError if it is missing, a directory, unreadable, not
+    UTF-8 text or not TOML."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"study file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"study file {path} is a directory: give the path of a TOML "
+                          "file") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read the study file {path} ({err.strerror or err})") \
+            from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {err.start}: "
+                          f"{err.object[err.start:err.start + 1]!r}); a TOML study file is "
+                          "UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
 
@@ -124,12 +150,10 @@ def load_study(path) -> dict:
 
 
 def validate_config(raw: dict) -> dict:
-    """Fill defaults and check every key; raises ConfigError naming the offending key."""
+    """Fill defaults and check every key (type, range, shape; the study built in this process
+    by :func:`check_buildable`); raises ConfigError naming the offending key. Sweep values
+    given unsorted are sorted (logged); duplicates are refused."""
     cfg = fill_schema(raw, SCHEMA)
-    for (section, key), allowed in CHOICES.items():
-        if cfg[section][key] not in allowed:
-            raise ConfigError(f"'{section}.{key}' must be one of {allowed}, "
-                              f"got {cfg[section][key]!r}")
     _check_types(cfg)
     if cfg["study"]["output"] is None:
         cfg["study"]["output"] = str(Path("meanfield-out") / cfg["study"]["name"])
@@ -146,92 +170,154 @@ def _number(cfg, section, key, positive=False, integer=False):
                           f", got {value!r}")
 
 
-def _check_types(cfg):
-    _number(cfg, "model", "d", positive=True, integer=True)
-    _number(cfg, "model", "beta")
-    _number(cfg, "perturbation", "norm")
-    _number(cfg, "perturbation", "rank", positive=True, integer=True)
-    _number(cfg, "backend", "n", positive=True, integer=True)
-    _number(cfg, "study", "workers", positive=True, integer=True)
-    check_scheduler(cfg["study"]["scheduler"])
-    _number(cfg, "time", "T", positive=True)
-    _number(cfg, "time", "n_times", positive=True, integer=True)
-    _number(cfg, "sweep", "delta", positive=True)
-    _number(cfg, "deviation", "max_support", positive=True, integer=True)
-    kinds = cfg["backend"]["kinds"]
-    if isinstance(kinds, str):
-        kinds = cfg["backend"]["kinds"] = [kinds]
-    if not kinds or any(k not in BACKEND_KINDS for k in kinds):
-        raise ConfigError(f"'backend.kinds' must be a list from {BACKEND_KINDS}, got {kinds!r}")
-    values = cfg["sweep"]["values"]
-    if not isinstance(values, list) or not values or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        raise ConfigError(f"'sweep.values' must be a non-empty list of numbers, got {values!r}")
-    d = cfg["model"]["d"]
-    for key in ("Q", "K", "V"):
-        m = cfg["model"][key]
-        if m is not None and np.shape(m) != (d, d):
-            raise ConfigError(f"'model.{key}' must be a {d} x {d} list of lists")
-    vd = cfg["model"]["V_diag"]
-    if vd is not None and (cfg["model"]["V"] is not None or np.shape(vd) != (d,)):
-        raise ConfigError(f"'model.V_diag' must be a list of {d} numbers (and excludes model.V)")
-
-
 def _integer(cfg, section, key, minimum=0):
     value = cfg[section][key]
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"'{section}.{key}' must be an integer >= {minimum}, got {value!r}")
 
 
+def _text(cfg, section, key, empty=False):
+    value = cfg[section][key]
+    if not isinstance(value, str) or not (empty or value.strip()):
+        what = "a string" if empty else "a non-empty string"
+        raise ConfigError(f"'{section}.{key}' must be {what}, got {value!r}")
+
+
+def _flag(cfg, section, key):
+    value = cfg[section][key]
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{section}.{key}' must be true or false, got {value!r}")
+
+
+def _numbers(cfg, section, key, shape):
+    """The entry as a float array of ``shape`` (finite real numbers), ConfigError otherwise."""
+    value = cfg[section][key]
+    try:
+        if not isinstance(value, (list, tuple, np.ndarray)):
+            raise TypeError(f"got {value!r}")
+        return check_array(value, key, shape=shape)
+    except (TypeError, ValueError) as err:
+        what = f"a list of {shape[0]} numbers" if len(shape) == 1 else \
+            f"a {shape[0]} x {shape[1]} list of lists of numbers"
+        raise ConfigError(f"'{section}.{key}' must be {what} (finite): {err}") from None
+
+
+def _check_types(cfg):
+    """Every key of the schema: its type (a bool is not a number, a string not a list), range
+    and shape; ConfigError naming the key."""
+    _text(cfg, "study", "name")
+    if cfg["study"]["output"] is not None:
+        _text(cfg, "study", "output")
+    _text(cfg, "study", "description", empty=True)
+    for (section, key), allowed in CHOICES.items():
+        value = cfg[section][key]
+        if not isinstance(value, str) or value not in allowed:
+            raise ConfigError(f"'{section}.{key}' must be one of {allowed}, got {value!r}")
+    _number(cfg, "model", "d", positive=True, integer=True)
+    _number(cfg, "model", "beta")
+    _flag(cfg, "model", "normalized")
+    _number(cfg, "perturbation", "norm")
+    _number(cfg, "perturbation", "rank", positive=True, integer=True)
+    _integer(cfg, "perturbation", "seed")
+    _number(cfg, "backend", "n", positive=True, integer=True)
+    _integer(cfg, "backend", "seed")
+    _number(cfg, "backend", "rtol", positive=True)
+    _number(cfg, "backend", "tol", positive=True)
+    _flag(cfg, "backend", "allow_unresolved")
+    for key in ("resolution", "max_resolution"):  # the values: check_buildable (per backend)
+        value = cfg["backend"][key]
+        if not (value is None or (isinstance(value, int) and not isinstance(value, bool))
+                or (key == "resolution" and value == AUTO)):
+            also = ' or "auto"' if key == "resolution" else ""
+            raise ConfigError(f"'backend.{key}' must be an integer{also}, got {value!r}")
+    _number(cfg, "study", "workers", positive=True, integer=True)
+    check_scheduler(cfg["study"]["scheduler"])
+    _number(cfg, "time", "T", positive=True)
+    _integer(cfg, "time", "n_times", minimum=2)  # t = 0 and t = T at least
+    _number(cfg, "sweep", "delta", positive=True)
+    _number(cfg, "deviation", "max_support", positive=True, integer=True)
+    _number(cfg, "initial", "kappa")
+    if cfg["initial"]["kappa"] < 0:
+        raise ConfigError(f"'initial.kappa' must be >= 0, got {cfg['initial']['kappa']!r}")
+    kinds = cfg["backend"]["kinds"]
+    if isinstance(kinds, str):
+        kinds = cfg["backend"]["kinds"] = [kinds]
+    if not isinstance(kinds, list) or not kinds or any(
+            not isinstance(k, str) or k not in BACKEND_KINDS for k in kinds):
+        raise ConfigError(f"'backend.kinds' must be a list from {BACKEND_KINDS}, got {kinds!r}")
+    if len(set(kinds)) != len(kinds):
+        raise ConfigError(f"'backend.kinds' names a backend twice: {kinds!r}")
+    _check_values(cfg)
+    d = cfg["model"]["d"]
+    for key in ("Q", "K", "V"):
+        if cfg["model"][key] is not None:
+            _numbers(cfg, "model", key, (d, d))
+    if cfg["model"]["V_diag"] is not None:
+        if cfg["model"]["V"] is not None:
+            raise ConfigError("'model.V_diag' excludes 'model.V': give one of them")
+        _numbers(cfg, "model", "V_diag", (d,))
+    mean = cfg["initial"]["mean"]
+    if mean is not None and not np.any(_numbers(cfg, "initial", "mean", (d,))):
+        raise ConfigError(f"'initial.mean' must be a non-zero list of {d} numbers, got {mean!r}")
+
+
+def _check_values(cfg):
+    """'sweep.values': a non-empty list of distinct finite numbers >= 0, sorted (a list given
+    unsorted is sorted, and the study says so in its log)."""
+    values, axis = cfg["sweep"]["values"], cfg["sweep"]["axis"]
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"'sweep.values' must be a non-empty list of numbers, got {values!r}")
+    for value in values:
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"'sweep.values': {axis} must be finite and >= 0, got {value!r}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ConfigError(f"'sweep.values' lists {axis} = {', '.join(map(repr, twice))} more "
+                          "than once: give each value once")
+    if values != sorted(values):
+        cfg["sweep"]["values"] = sorted(values)
+        logger.info("'sweep.values' given unsorted: the study runs them in increasing order, "
+                    "%s", cfg["sweep"]["values"])
+
+
 def check_buildable(cfg) -> None:
     """Build, in this process, what every run of the study needs, before any run starts: the
     base model, the fine-tuned model of every sweep value, the initial density (evaluated at a
-    few points) and each backend's method and resolution for the model's dimension (the
-    solvers' own checks, ``continuum.solve.check_method``). ConfigError naming the key, so an
+    few points, then discretised on each continuum backend's own grid by
+    ``continuum.solve.check_initial``, the solvers' own checks) and each backend's method and
+    resolution for the model's dimension (``continuum.solve.check_method``; with
+    ``resolution = "auto"`` every level of the refinement). ConfigError naming the key, so an
     invalid study stops with one line instead of a traceback from a worker."""
-    from continuum.solve import check_method
-
-    study, ini, backend = cfg["study"], cfg["initial"], cfg["backend"]
-    if not isinstance(study["name"], str) or not study["name"].strip():
-        raise ConfigError(f"'study.name' must be a non-empty string, got {study['name']!r}")
-    if not isinstance(study["output"], str) or not study["output"].strip():
-        raise ConfigError(f"'study.output' must be a folder path, got {study['output']!r}")
-    _integer(cfg, "perturbation", "seed")
-    _integer(cfg, "backend", "seed")
-    _number(cfg, "backend", "rtol", positive=True)
-    _number(cfg, "initial", "kappa")
-    if ini["kappa"] < 0:
-        raise ConfigError(f"'initial.kappa' must be >= 0, got {ini['kappa']!r}")
-    d, kinds = cfg["model"]["d"], backend["kinds"]
-    if len(set(kinds)) != len(kinds):
-        raise ConfigError(f"'backend.kinds' names a backend twice: {kinds!r}")
-    for kind in kinds:
+    backend, d = cfg["backend"], cfg["model"]["d"]
+    grids = {}  # continuum backend -> the resolutions its runs use (the coarsest first)
+    for kind in backend["kinds"]:
         if kind == "particles":
             continue
         try:
-            check_method(kind, d, backend["resolution"])
+            grids[kind] = study_levels(cfg, kind)
         except (TypeError, ValueError) as err:
-            key = "backend.resolution" if "resolution" in str(err) else "backend.kinds"
+            key = next((f"backend.{k}" for k in ("max_resolution", "resolution")
+                        if k in str(err)), "backend.kinds")
             raise ConfigError(f"'{key}': backend '{kind}': {err}") from None
-    if ini["mean"] is not None:
-        mean = np.asarray(ini["mean"], dtype=object)
-        if mean.shape != (d,) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                         and math.isfinite(v) for v in mean) \
-                or not np.any(mean.astype(float)):
-            raise ConfigError(f"'initial.mean' must be a non-zero list of {d} numbers, got "
-                              f"{ini['mean']!r}")
     try:
         base_model(cfg, cfg["model"]["beta"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"'model': {err}") from None
     axis = cfg["sweep"]["axis"]
     for value in cfg["sweep"]["values"]:
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"'sweep.values': {axis} must be finite and >= 0, got {value!r}")
         try:
             build_models(cfg, value)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"'sweep.values': {axis} = {value!r}: {err}") from None
+    _check_initial(cfg, grids)
+
+
+def _check_initial(cfg, grids):
+    from continuum import UnderResolved
+    from continuum.solve import check_initial
+
+    ini, d = cfg["initial"], cfg["model"]["d"]
     try:
         rho0 = initial_density(cfg)
         probe = np.eye(d)  # the coordinate axes: points of the sphere in any d
@@ -243,6 +329,32 @@ def check_buildable(cfg) -> None:
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ConfigError(f"'initial': the density is not finite and non-negative "
                           f"(kind {ini['kind']!r}, kappa {ini['kappa']!r})")
+    key = "initial.kappa" if ini["kind"] == "von_mises" else "initial"
+    density = f"von Mises, kappa = {ini['kappa']:g}" if ini["kind"] == "von_mises" else \
+        ini["kind"]
+    for kind, levels in grids.items():
+        try:  # the coarsest grid is the one that may miss a concentrated density
+            check_initial(kind, d, levels[0], rho0)
+        except (TypeError, ValueError, UnderResolved) as err:
+            raise ConfigError(
+                f"'{key}': the initial density ({density}) cannot be held by backend "
+                f"'{kind}' at 'backend.resolution' = {levels[0]}: {err}. Lower "
+                f"'{key}' or raise 'backend.resolution'") from None
+
+
+def study_levels(cfg, kind) -> tuple:
+    """The resolutions the runs of continuum backend ``kind`` use: (resolution,) for a fixed
+    one (the solver's default when None), the refinement ladder for ``"auto"``
+    (:func:`forgetting.refinement.refinement_levels`). ValueError / TypeError naming
+    ``resolution`` or ``max_resolution``."""
+    from continuum.solve import check_method
+
+    from .refinement import refinement_levels
+
+    backend, d = cfg["backend"], cfg["model"]["d"]
+    if backend["resolution"] == AUTO:
+        return refinement_levels(kind, d, backend["max_resolution"])
+    return (check_method(kind, d, backend["resolution"]),)
 
 
 def check_scheduler(address) -> None:

@@ -5,12 +5,17 @@
     mpirun -n 2 meanfield run STUDY.toml      every DG solve of the study on both ranks
 
 ``--workers N`` runs a forgetting study on a local Dask cluster of N processes,
-``--scheduler`` on an existing Dask cluster (see ``forgetting.sweep``). The whole study (every
-run's model, initial density, backend and resolution) is built and checked before any run
+``--scheduler`` on an existing Dask cluster (see ``forgetting.sweep``); the two exclude each
+other on the command line, and either overrides the other one's key of the config (the
+study logs which is ignored). The whole study (every run's model, initial density on each
+continuum backend's own grid, backend and resolution) is built and checked before any run
 starts. Exit status: 0 done; 1 a run failed (the message names it; every finished run is
 checkpointed, so running again computes only the rest); 2 an invalid study (one line naming
-the key) or an output folder that cannot be created; 3 the Dask cluster cannot run it
-(unreachable, no workers, other versions); 4 the output folder is in use by another run.
+the key), a study file that cannot be read, or an output folder that cannot be created; 3 the
+Dask cluster cannot run it (unreachable, no workers, other versions); 4 the output folder is
+in use by another run; 5 the study finished and wrote everything, but some continuum points
+are flagged (under-resolved, or resolution = "auto" not converged; one line names them and
+the remedy) and ``[backend] allow_unresolved`` is not true.
 
 A study file's ``[study] kind`` says which package runs it: "forgetting" (the default: the
 mean-field forgetting studies of ``forgetting.study``) or "realmodel" (all-MiniLM-L6-v2 under
@@ -73,7 +78,11 @@ def main(argv=None) -> int:
     exit_status = {PointError: 1, ClusterError: 3, FolderBusy: 4}
 
     comm = mpi_world()
+    root = comm is None or comm.rank == 0
+    # under MPI rank 0 speaks for all; set before the study is read (it logs what it changes)
+    logging.basicConfig(level=logging.INFO if root else logging.WARNING, format="%(message)s")
     try:
+        _check_options(args, ConfigError)
         kind = "forgetting" if args.command == "demo" else study_kind(args.study)
         if kind == "realmodel":
             from realmodel.study import load_study as load_realmodel_study
@@ -89,9 +98,13 @@ def main(argv=None) -> int:
         if args.out is not None:
             cfg["study"]["output"] = args.out
         if args.workers is not None:
-            if args.workers < 1:
-                raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+            if cfg["study"].get("scheduler"):
+                logging.getLogger(__name__).info(
+                    "--workers %d given: study.scheduler = %s ignored", args.workers,
+                    cfg["study"]["scheduler"])
             cfg["study"]["workers"] = args.workers
+            if "scheduler" in cfg["study"]:
+                cfg["study"]["scheduler"] = None
         if args.scheduler:
             check_scheduler(args.scheduler)
             cfg["study"]["scheduler"] = args.scheduler
@@ -105,9 +118,6 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
-    root = comm is None or comm.rank == 0
-    # under MPI rank 0 speaks for all
-    logging.basicConfig(level=logging.INFO if root else logging.WARNING, format="%(message)s")
     # Dask's own chatter: its loggers take their levels from this when distributed is imported
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     try:
@@ -129,7 +139,37 @@ def main(argv=None) -> int:
         print(summary["table"])  # the result: to stdout, messages went to the log (stderr)
         for name, path in summary["files"].items():
             print(f"wrote {name}: {path}")
+    flagged = summary.get("flagged", [])
+    if flagged and not cfg.get("backend", {}).get("allow_unresolved", False):
+        if root:
+            print(f"meanfield: {flagged_line(flagged, cfg['sweep']['axis'])}", file=sys.stderr)
+        return 5
     return 0
+
+
+def flagged_line(flagged, axis) -> str:
+    """One line naming the flagged points (backend, value, time; values flagged from the
+    same time grouped) and the remedy."""
+    groups = {}
+    for p in flagged:
+        groups.setdefault((p["backend"], p["time"]), []).append(f"{p['value']:g}")
+    points = "; ".join(f"{backend} at {axis} = {', '.join(v)} from t = {t:g}"
+                       for (backend, t), v in groups.items())
+    return (f"{len(flagged)} point(s) not resolved (marked in table.md, the figures and "
+            f"study.nc): {points}. Remedy: a higher backend.resolution, resolution = \"auto\" "
+            "(refines until D and T_dev settle), or [backend] allow_unresolved = true to "
+            "accept them flagged")
+
+
+def _check_options(args, error) -> None:
+    """The command line's own options: ``error`` (ConfigError) naming the option."""
+    if args.out is not None and not args.out.strip():
+        raise error(f"'--out': must be a folder path, got {args.out!r}")
+    if args.workers is not None and args.workers < 1:
+        raise error(f"'--workers': must be a positive integer, got {args.workers}")
+    if args.workers is not None and args.scheduler:
+        raise error("'--workers': cannot be combined with --scheduler (the scheduler's "
+                    "workers run the study): give one of them")
 
 
 if __name__ == "__main__":

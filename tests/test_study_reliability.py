@@ -43,7 +43,7 @@ def config(out, **changes):
     ({"sweep.values": [0.1, math.inf]}, "sweep.values"),
     ({"perturbation.seed": "x"}, "perturbation.seed"),
     ({"backend.seed": 1.5}, "backend.seed"),
-    ({"model.Q": [[float("nan"), 0, 0], [0, 1, 0], [0, 0, 1]]}, "model"),
+    ({"model.Q": [[float("nan"), 0, 0], [0, 1, 0], [0, 0, 1]]}, "model.Q"),
     ({"backend.kinds": ["fv"]}, "backend.kinds"),  # fv is on S^1, the model on S^2
     ({"backend.kinds": ["particles", "particles"]}, "backend.kinds"),
     ({"backend.kinds": ["fem"], "backend.resolution": 9}, "backend.resolution"),
