@@ -24,16 +24,8 @@ The result is the finest Solution, with in ``info``:
 
 - ``resolutions``: the ladder run; ``differences`` (levels - 1, nt): the distances between
   consecutive levels at each saved time;
-- ``observed_order``: p = log2(D_{k-1} / D_k) from the last three levels (D the largest
-  difference over the saved times), None with two levels;
-- ``error_estimate`` (nt,): the last difference corrected by the order, e_fine ~ D / (2^p - 1)
-  (Richardson: e_coarse = D + e_fine and e_coarse = 2^p e_fine). For fv and fem p is the
-  observed order clipped to [1, design order 2] (the design order with two levels): a
-  pre-asymptotic p above 2 would shrink the estimate below what the scheme can deliver, one
-  below 1 would inflate 1 / (2^p - 1) without bound. For the spectral method convergence is
-  exponential, the fine error far below the coarse one, so the estimate is the last
-  difference itself (p = 1): an upper bound of the fine error as soon as it is below the
-  coarse error, which exponential convergence ensures once differences shrink.
+- ``error_estimate`` (nt,) and ``observed_order``: :func:`tail_estimate` of the differences,
+  the one rule the studies use too (``forgetting.refinement``).
 - ``ladder_wall_time_s`` (every level) beside the finest run's own ``wall_time_s``.
 
 The estimate is of the spatial error: the time integrator's own error (the spectral solvers'
@@ -61,13 +53,15 @@ from .checks import check_real
 from .resolution import UnderResolved, UnderResolvedWarning
 from .timestep import StepCollapseError
 
-__all__ = ["solve_auto", "check_auto", "ladder", "level_distance", "error_estimate", "DEFAULT_TOL",
-           "MAX_RESOLUTION", "DESIGN_ORDER", "SOBOLEV_S", "SOBOLEV_L"]
+__all__ = ["solve_auto", "check_auto", "ladder", "level_distance", "tail_estimate", "DEFAULT_TOL",
+           "MAX_RESOLUTION", "ROUND_OFF", "DESIGN_ORDER", "SOBOLEV_S", "SOBOLEV_L"]
 
 #: default tolerance on the distance between consecutive resolutions (radians on S^1)
 DEFAULT_TOL = 1e-3
 #: default finest resolution tried, per (method, d)
 MAX_RESOLUTION = {("spectral", 2): 4096, ("fv", 2): 8192, ("spectral", 3): 256, ("fem", 3): 6}
+#: differences at or below this are round-off: no ratio is fitted to them
+ROUND_OFF = 1e-12
 #: design order of the grid methods (None: exponential)
 DESIGN_ORDER = {"fv": 2.0, "fem": 2.0, "spectral": None}
 #: the S^2 distance: H^{-s}, s and the truncation degree
@@ -109,19 +103,46 @@ def level_distance(coarse, fine, i: int, carry=None) -> float:
     return wasserstein_circle(carried, fine.measure(i))
 
 
-def error_estimate(method: str, differences: np.ndarray):
-    """(error estimate per saved time, observed order or None) from the differences
-    (levels - 1, nt) between consecutive levels (module docstring)."""
-    last = differences[-1]
-    observed = None
-    if len(differences) >= 2:
-        big, small = differences[-2].max(), differences[-1].max()
-        observed = math.log2(big / small) if small > 0 and big > 0 else math.inf
-    design = DESIGN_ORDER[method]
-    if design is None:
-        return last.copy(), observed
-    p = design if observed is None else min(max(observed, 1.0), design)
-    return last / (2.0**p - 1.0), observed
+def tail_estimate(differences, method: str):
+    """(estimate, rho, observed order or None): the error of the finest level of a ladder
+    from the differences q_k - q_{k-1} between consecutive levels (rows, coarsest first;
+    columns: the saved times, or any quantity compared level by level).
+
+    If the differences shrink by a factor rho per level (e_k = rho e_{k-1}, rho = 2^-p for a
+    method of order p), the finest error is the tail of the geometric series,
+    e_k = |q_k - q_{k-1}| rho / (1 - rho) (Richardson's correction). The observed rho, from two
+    rows or more, is the largest ratio last / previous over the columns whose previous
+    difference is above :data:`ROUND_OFF`: the slowest convergence seen anywhere, so the
+    estimate errs on the safe side; rho >= 1 (differences not shrinking) is no asymptotic
+    regime, and the estimate is inf. The rho used:
+
+    - fv and fem: the observed one, no smaller than 2^-2 (a pre-asymptotic ratio beyond the
+      design order 2 must not shrink the estimate below what the scheme delivers); 1/2 from
+      one row (first order, so the estimate is the last difference: the order at which a
+      clustered run converges, a collapsed cluster pinned to its cell, below the smooth-data
+      order 2: the conservative choice);
+    - spectral: 1/2, the estimate is the last difference itself. Convergence is exponential,
+      so the fine error is far below the coarse one and the last difference bounds it; an
+      observed ratio would extrapolate below the time integrator's own error (DOP853's rtol),
+      a floor that differences between resolutions do not see.
+
+    Columns whose last difference is at round-off (<= ROUND_OFF) are their own estimate.
+    Returns (estimate per column, rho used, observed order log2(1 / rho_observed) or None)."""
+    d = np.abs(np.atleast_2d(np.asarray(differences, dtype=float)))
+    last = d[-1]
+    rho, observed = 0.5, None
+    if len(d) >= 2:
+        seen = d[-2] > ROUND_OFF
+        seen_rho = float(np.max(last[seen] / d[-2][seen])) if seen.any() else 0.0
+        observed = math.log2(1.0 / seen_rho) if 0 < seen_rho < 1 else \
+            (math.inf if seen_rho == 0 else None)
+        if seen_rho >= 1:
+            rho = seen_rho
+        elif DESIGN_ORDER[method] is not None and seen.any():
+            rho = max(seen_rho, 2.0 ** -DESIGN_ORDER[method])
+    factor = rho / (1.0 - rho) if rho < 1 else math.inf
+    estimate = np.where(last <= ROUND_OFF, last, last * factor)
+    return estimate, rho, observed
 
 
 def check_auto(method, d, tol, max_resolution, start, check_method):
@@ -168,8 +189,9 @@ def solve_auto(run, method: str, d: int, tol: float, start: int, max_resolution:
         if runs:
             differences.append([level_distance(runs[-1], sol, i, carry) for i in range(len(sol))])
         runs.append(sol)
-        if differences and max(differences[-1]) < tol and "under_resolved_from" not in sol.info:
-            break
+        if differences and max(differences[-1]) < tol and "under_resolved_from" not in sol.info \
+                and np.all(np.isfinite(tail_estimate(differences, method)[0])):
+            break  # converged: close, resolved, and the differences shrink
     if not runs:
         raise skipped
     finest = runs[-1]
@@ -179,16 +201,18 @@ def solve_auto(run, method: str, d: int, tol: float, start: int, max_resolution:
     last = math.inf
     if differences:
         diffs = np.array(differences)
-        estimate, observed = error_estimate(method, diffs)
+        estimate, _, observed = tail_estimate(diffs, method)
         info.update(differences=diffs, error_estimate=estimate, observed_order=observed)
-        last = float(diffs[-1].max())
+        # differences that do not shrink are no asymptotic regime: not converged
+        last = float(diffs[-1].max()) if np.all(np.isfinite(estimate)) else math.inf
     result = replace(finest, info=info)
     resolved = "under_resolved_from" not in info
     if last < tol and resolved:
         return result
     pair = info["resolutions"][-2:]
-    compared = (f"the difference between resolutions {pair} is {last:.3g}" if differences
-                else f"only resolution {pair[0]} ran, nothing to compare it with")
+    compared = (f"the difference between resolutions {pair} is {diffs[-1].max():.3g}"
+                + ("" if math.isfinite(last) else " and the differences do not shrink")
+                if differences else f"only resolution {pair[0]} ran, nothing to compare it with")
     why = (f"not converged to tol = {tol:g}: {compared}" + ("" if resolved else f", and the finest is under-resolved from "
                             f"t = {info['under_resolved_from']:g} ({info['under_resolved']})")
            + failure)

@@ -218,7 +218,7 @@ def _run_locked(cfg, out, workers, scheduler, root, progress):
                     continue
                 settled[k, v] = settle_levels([done[k, v, r]["deviation_w2"] for r in levels],
                                               [float(done[k, v, r]["t_dev"]) for r in levels],
-                                              cfg["backend"]["tol"])
+                                              cfg["backend"]["tol"], k)
                 if not settled[k, v]["converged"] and levels[-1] != ladders[k][-1]:
                     levels.append(ladders[k][len(levels)])
     by_backend = {k: [_accepted(cfg, done, wanted[k, v], settled.get((k, v)), k, v)

@@ -1,12 +1,14 @@
 """resolution="auto" (continuum.refine): refine until consecutive resolutions agree to tol,
 and an error estimate that bounds the true error against exact solutions."""
 
+import math
+
 import numpy as np
 import pytest
 
 from continuum import Attention, Measure, UnderResolved, solve
 from continuum.circle.exact import kuramoto_order_parameter, wrapped_cauchy_density
-from continuum.refine import error_estimate, ladder
+from continuum.refine import ladder, tail_estimate
 from continuum.resolution import UnderResolvedWarning
 from continuum.sobolev import sobolev_distance
 from continuum.sphere.exact import poisson_density, poisson_parameter
@@ -84,16 +86,22 @@ def test_auto_on_the_sphere_bounds_the_poisson_family_error():
         assert np.max(sol.info["differences"][-1]) < tol
 
 
-def test_error_estimate_formula():
-    diffs = np.array([[0.0, 4e-3], [0.0, 1e-3]])  # observed order 2
-    estimate, p = error_estimate("fv", diffs)
-    assert p == pytest.approx(2.0) and estimate[1] == pytest.approx(1e-3 / 3)
-    estimate, p = error_estimate("fv", diffs[-1:])  # two levels: the design order
-    assert p is None and estimate[1] == pytest.approx(1e-3 / 3)
-    estimate, _ = error_estimate("fv", np.array([[0.0, 2e-3], [0.0, 1.9e-3]]))  # p < 1
-    assert estimate[1] == pytest.approx(1.9e-3)  # clipped at p = 1
-    estimate, _ = error_estimate("spectral", diffs)
-    assert estimate[1] == 1e-3  # exponential convergence: the last difference itself
+def test_tail_estimate_formula():
+    """The geometric tail e_k = |q_k - q_{k-1}| rho / (1 - rho) (continuum.refine)."""
+    diffs = np.array([[0.0, 4e-3], [0.0, 1e-3]])  # rho = 1/4: observed order 2
+    estimate, rho, p = tail_estimate(diffs, "fv")
+    assert rho == pytest.approx(0.25) and p == pytest.approx(2.0)
+    assert estimate[1] == pytest.approx(1e-3 / 3) and estimate[0] == 0.0  # round-off column
+    estimate, rho, p = tail_estimate(diffs[-1:], "fv")  # two levels: first order, rho = 1/2
+    assert p is None and rho == 0.5 and estimate[1] == pytest.approx(1e-3)
+    estimate, rho, _ = tail_estimate(np.array([[1e-2, 4e-3], [1e-3, 2e-3]]), "fv")
+    assert rho == pytest.approx(0.5) and estimate[1] == pytest.approx(2e-3)  # the slowest column
+    estimate, _, _ = tail_estimate(np.array([[0.0, 2e-3], [0.0, 2.1e-3]]), "fv")
+    assert np.isinf(estimate[1])  # not shrinking: no asymptotic regime
+    estimate, rho, _ = tail_estimate(np.array([[0.0, 1e-2], [0.0, 1e-4]]), "fem")
+    assert rho == 0.25  # capped at the design order 2
+    estimate, rho, p = tail_estimate(np.array([[0.0, 1e-2], [0.0, 1e-4]]), "spectral")
+    assert rho == 0.5 and estimate[1] == 1e-4 and p == pytest.approx(math.log2(100))
     assert ladder("fem", 3, 2, 5) == [2, 3, 4, 5] and ladder("fv", 2, 32, 200) == [32, 64, 128]
 
 

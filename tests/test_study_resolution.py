@@ -207,14 +207,22 @@ def test_settle_levels_estimates():
     differences are not accepted."""
     base = np.array([0.0, 1.0, 2.0])
     D = [base + 0.064, base + 0.016, base + 0.004]  # changes 0.048, 0.012
-    v = settle_levels(D, [1.0, 1.0 + 0.048, 1.0 + 0.06], tol=0.02)
+    v = settle_levels(D, [1.0, 1.0 + 0.048, 1.0 + 0.06], tol=0.02, method="fv")
     assert v["converged"] and math.isclose(v["ratio"], 0.25)
     assert np.allclose(v["error_w2"], 0.004) and math.isclose(v["error_t_dev"], 0.004)
-    two = settle_levels(D[1:], [math.inf, math.inf], tol=0.02)
+    two = settle_levels(D[1:], [math.inf, math.inf], tol=0.02, method="fv")
     assert two["converged"] and np.allclose(two["error_w2"], 0.012) and two["error_t_dev"] == 0
-    grow = settle_levels([base, base + 1e-4, base + 3e-4], [1.0, 1.0, 1.0], tol=0.02)
+    grow = settle_levels([base, base + 1e-4, base + 3e-4], [1.0, 1.0, 1.0], tol=0.02,
+                         method="fv")
     assert not grow["converged"] and np.all(np.isinf(grow["error_w2"]))
-    assert not settle_levels(D[1:], [1.0, math.inf], tol=0.02)["converged"]  # inf vs finite
+    assert not settle_levels(D[1:], [1.0, math.inf], tol=0.02,
+                             method="fv")["converged"]  # inf vs finite
+    # fv: a pre-asymptotic ratio faster than the design order 2 is read as 1/4
+    fast = settle_levels([base + 0.1, base + 0.01, base + 1e-4], [1.0] * 3, tol=0.02, method="fv")
+    assert math.isclose(fast["ratio"], 0.25) and np.allclose(fast["error_w2"], 0.0099 / 3)
+    spectral = settle_levels([base + 0.1, base + 0.01, base + 1e-4], [1.0] * 3, tol=0.02,
+                             method="spectral")
+    assert spectral["ratio"] == 0.5 and np.allclose(spectral["error_w2"], 0.0099)
 
 
 @pytest.mark.parametrize("method, d, top, levels", [
