@@ -8,7 +8,7 @@ so that importing :mod:`continuum` does not load DOLFINx.
 from __future__ import annotations
 
 from .checks import check_choice
-from .model import Attention
+from .family import check_family
 from .resolution import check_on_unresolved
 
 __all__ = ["solve", "check_method", "check_initial", "METHODS"]
@@ -25,8 +25,10 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
 
     Parameters
     ----------
-    model : Attention
+    model : Attention, MultiHead or Layers (``continuum.family``)
         d = 2 (circle) for "spectral" and "fv"; d = 3 (2-sphere) for "spectral" and "fem".
+        Several heads: their fields summed, each by its own fast path; Layers: the steps land
+        on every layer switch (DOP853 restarts there).
     rho0 : callable
         Maps points (M, d) to densities (M,) w.r.t. the surface measure (arc length on S^1).
         Its integral must be 1 within 1e-2; the discrete initial measure is rescaled to unit
@@ -61,8 +63,7 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
     -------
     Solution
     """
-    if not isinstance(model, Attention):
-        raise TypeError(f"model must be an Attention, got {type(model).__name__}")
+    check_family(model)
     on_unresolved = check_on_unresolved(on_unresolved)
     if isinstance(resolution, str) and resolution == "auto":
         from .refine import check_auto, solve_auto
