@@ -436,3 +436,13 @@ def test_forgetting_run_with_a_perturbed_head():
     assert c["L"] == pytest.approx(sum(lipschitz_constants(h)["L"] for h in heads.heads))
     with pytest.raises(ValueError, match="tuned"):
         forgetting_run(heads, MultiHead([Attention(d=2)]), T=1.0, n=8)
+
+
+@pytest.mark.slow
+def test_family_validation_case_quick():
+    """validation/family_exact.py (small parameters): every record passes."""
+    from validation import family_exact
+
+    records = family_exact.main(quick=True)
+    assert len(records) == 6
+    assert all(r.passed for r in records), [(r.case, r.measured) for r in records]

@@ -36,6 +36,8 @@ CASES = (
     "forgetting_depth_transition",
     "paper_observables",
     "forgetting_continuum_vs_particles",
+    # the model family (several heads, layers)
+    "family_exact",
     # a real transformer (all-MiniLM-L6-v2)
     "realmodel_head_flow",
     "realmodel_ov_flips",
