@@ -7,9 +7,13 @@ Config sections and keys (defaults in brackets):
                kind ["forgetting"] (the command line sends kind = "realmodel" elsewhere),
                scheduler [none]: "tcp://host:port" of a Dask scheduler to run on (else
                workers = 1 runs in the process, workers = N on a local Dask cluster)
-[model]        d (required), beta [1.0], normalized [true], Q, K, V (d x d lists) or V_diag
+[model]        d (required), beta [1.0], normalized [true], Q, K, V (d x d lists) or V_diag,
+               heads [none]: a list of tables, one per head, each with any of beta,
+               normalized, Q, K, V, V_diag (what a head leaves out it takes from [model]):
+               a continuum.MultiHead, combined by combine ["sum" | "mean"]
 [perturbation] kind ["lora" | "e2"], target ["V"], rank [1], norm [0.1], seed [0]
-               ("e2": Delta = norm e2 e2^T, the spectral-gap experiment)
+               ("e2": Delta = norm e2 e2^T, the spectral-gap experiment), head [0]: the
+               head the update goes to (with model.heads)
 [backend]      kinds (required, list of "particles", "spectral", "fv", "fem"), resolution
                [the solver's default] (an integer, or "auto": refined until D(t) and T_dev
                change by less than ``tol``, see :mod:`forgetting.resolution`), tol [1e-3],
@@ -36,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from continuum import Attention, lora_update
+from continuum import Attention, MultiHead, lora_update
 from continuum.checks import check_array
 from continuum.geometry import sphere_area, von_mises_density
 
@@ -54,8 +58,9 @@ SCHEMA = {
     "study": {"name": REQUIRED, "output": None, "workers": 1, "description": "",
               "kind": "forgetting", "scheduler": None},
     "model": {"d": REQUIRED, "beta": 1.0, "normalized": True, "Q": None, "K": None,
-              "V": None, "V_diag": None},
-    "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0},
+              "V": None, "V_diag": None, "heads": None, "combine": "sum"},
+    "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0,
+                     "head": 0},
     "backend": {"kinds": REQUIRED, "resolution": None, "n": 1000, "seed": 0,
                 "method": "dop853", "rtol": 1e-7, "allow_unresolved": False, "tol": 1e-3,
                 "max_resolution": None},
@@ -71,7 +76,14 @@ CHOICES = {
     ("initial", "kind"): ("von_mises", "uniform"),
     ("sweep", "axis"): ("norm", "beta"),
     ("backend", "method"): ("rk4", "dop853"),
+    ("model", "combine"): ("sum", "mean"),
 }
+#: the keys a table of ``model.heads`` may set (the rest it takes from [model])
+HEAD_KEYS = ("beta", "normalized", "Q", "K", "V", "V_diag")
+#: keys added by issue 24 that are dropped from a config holding their defaults, so that the
+#: points of studies written before them keep their hashes (and checkpoints)
+NEW_DEFAULTS = {("model", "heads"): None, ("model", "combine"): "sum",
+                ("perturbation", "head"): 0}
 BACKEND_KINDS = ("particles", "spectral", "fv", "fem")
 
 #: the embedded default study (``meanfield demo``): the spectral-gap phase transition on S^1
@@ -158,6 +170,9 @@ def validate_config(raw: dict) -> dict:
     if cfg["study"]["output"] is None:
         cfg["study"]["output"] = str(Path("meanfield-out") / cfg["study"]["name"])
     check_buildable(cfg)
+    for (section, key), default in NEW_DEFAULTS.items():
+        if cfg[section][key] == default and not isinstance(cfg[section][key], bool):
+            del cfg[section][key]
     return cfg
 
 
@@ -256,9 +271,53 @@ def _check_types(cfg):
         if cfg["model"]["V"] is not None:
             raise ConfigError("'model.V_diag' excludes 'model.V': give one of them")
         _numbers(cfg, "model", "V_diag", (d,))
+    _check_heads(cfg)
     mean = cfg["initial"]["mean"]
     if mean is not None and not np.any(_numbers(cfg, "initial", "mean", (d,))):
         raise ConfigError(f"'initial.mean' must be a non-zero list of {d} numbers, got {mean!r}")
+
+
+def _check_heads(cfg):
+    """'model.heads' (None, or a non-empty list of tables of HEAD_KEYS, each checked as the
+    [model] keys are), 'perturbation.head' (an integer naming one of them) and no beta sweep
+    with several heads (which head's beta would it be)."""
+    heads, d = cfg["model"]["heads"], cfg["model"]["d"]
+    _integer(cfg, "perturbation", "head")
+    if heads is None:
+        if cfg["perturbation"]["head"] != 0:
+            raise ConfigError(f"'perturbation.head' = {cfg['perturbation']['head']} needs "
+                              "'model.heads' (a list of heads)")
+        return
+    if not isinstance(heads, list) or not heads or not all(isinstance(h, dict) for h in heads):
+        raise ConfigError(f"'model.heads' must be a non-empty list of tables (one per head, "
+                          f"with keys from {HEAD_KEYS}), got {heads!r}")
+    for i, head in enumerate(heads):
+        unknown = sorted(set(head) - set(HEAD_KEYS))
+        if unknown:
+            raise ConfigError(f"'model.heads': head {i}: unknown key(s) {unknown} (allowed: "
+                              f"{', '.join(HEAD_KEYS)})")
+        if "V" in head and "V_diag" in head:
+            raise ConfigError(f"'model.heads': head {i}: 'V_diag' excludes 'V'")
+        table = {"x": head}
+        try:
+            if "beta" in head:
+                _number(table, "x", "beta")
+            if "normalized" in head:
+                _flag(table, "x", "normalized")
+            for key in ("Q", "K", "V"):
+                if key in head:
+                    _numbers(table, "x", key, (d, d))
+            if "V_diag" in head:
+                _numbers(table, "x", "V_diag", (d,))
+        except ConfigError as err:
+            raise ConfigError(f"'model.heads': head {i}: {str(err).replace('x.', '')}") \
+                from None
+    if cfg["perturbation"]["head"] >= len(heads):
+        raise ConfigError(f"'perturbation.head' must name one of the {len(heads)} heads "
+                          f"(0..{len(heads) - 1}), got {cfg['perturbation']['head']}")
+    if cfg["sweep"]["axis"] == "beta":
+        raise ConfigError("'sweep.axis' = 'beta' is not defined with 'model.heads' (each head "
+                          "has its own beta): sweep the norm")
 
 
 def _check_values(cfg):
@@ -372,9 +431,19 @@ def base_model(cfg, value):
     """The base model for one sweep value (it depends on the value only on a beta sweep);
     needs the sections model and sweep (axis) only."""
     m = cfg["model"]
-    V = np.diag(m["V_diag"]) if m["V_diag"] is not None else m["V"]
-    beta = value if cfg["sweep"]["axis"] == "beta" else m["beta"]
-    return Attention(beta=beta, d=m["d"], Q=m["Q"], K=m["K"], V=V, normalized=m["normalized"])
+
+    def attention(table):  # a head's keys over [model]'s
+        keys = {**m, **table}
+        if "V" in table:
+            keys["V_diag"] = None
+        V = np.diag(keys["V_diag"]) if keys["V_diag"] is not None else keys["V"]
+        beta = value if cfg["sweep"]["axis"] == "beta" else keys["beta"]
+        return Attention(beta=beta, d=m["d"], Q=keys["Q"], K=keys["K"], V=V,
+                         normalized=keys["normalized"])
+
+    if m.get("heads") is None:
+        return attention({})
+    return MultiHead([attention(h) for h in m["heads"]], combine=m.get("combine", "sum"))
 
 
 def build_models(cfg, value):
@@ -387,6 +456,8 @@ def build_models(cfg, value):
         delta[1, 1] = norm
     else:
         delta = lora_update(d=d, rank=p["rank"], norm=norm, target=p["target"], seed=p["seed"])
+    if isinstance(base, MultiHead):  # the update goes to one head
+        return base, base.perturbed(head=p.get("head", 0), **{p["target"]: delta})
     return base, base.perturbed(**{p["target"]: delta})
 
 

@@ -446,3 +446,43 @@ def test_family_validation_case_quick():
     records = family_exact.main(quick=True)
     assert len(records) == 6
     assert all(r.passed for r in records), [(r.case, r.measured) for r in records]
+
+
+def test_study_config_heads_keys():
+    """[model] heads / combine and [perturbation] head: checked before any run (errors name
+    the key), the update goes to the named head, and a study without them keeps its config
+    (and so its points' hashes) as before."""
+    import copy
+
+    from forgetting.config import DEFAULT_STUDY, ConfigError, build_models, validate_config
+
+    plain = validate_config(copy.deepcopy(DEFAULT_STUDY))
+    assert "heads" not in plain["model"] and "head" not in plain["perturbation"]
+    cfg = copy.deepcopy(DEFAULT_STUDY)
+    cfg["model"].update(heads=[{"V_diag": [1.0, 0.8]}, {"beta": 4.0, "V_diag": [1.0, 0.5]}],
+                        combine="mean")
+    cfg["perturbation"]["head"] = 1
+    base, tuned = build_models(validate_config(cfg), 0.3)
+    assert isinstance(base, MultiHead) and base.combine == "mean"
+    assert base.heads[1].beta == 4.0 and base.heads[0].beta == 1.0  # [model]'s beta
+    assert tuned.heads[0] is base.heads[0]
+    assert np.array_equal(tuned.heads[1].V, np.diag([1.0, 0.8]))
+    for key, value, where in (("heads", [{"beta": "x"}], "'model.heads': head 0: 'beta'"),
+                              ("heads", [{"W": 1}], "'model.heads': head 0: unknown"),
+                              ("heads", [], "'model.heads'"),
+                              ("combine", "max", "'model.combine'")):
+        bad = copy.deepcopy(cfg)
+        bad["model"][key] = value
+        with pytest.raises(ConfigError, match=where):
+            validate_config(bad)
+    bad = copy.deepcopy(cfg)
+    bad["perturbation"]["head"] = 2
+    with pytest.raises(ConfigError, match="'perturbation.head'"):
+        validate_config(bad)
+    bad["sweep"]["axis"], bad["perturbation"]["head"] = "beta", 0
+    with pytest.raises(ConfigError, match="'sweep.axis'"):
+        validate_config(bad)
+    single = copy.deepcopy(DEFAULT_STUDY)
+    single["perturbation"]["head"] = 1
+    with pytest.raises(ConfigError, match="'perturbation.head'"):
+        validate_config(single)
