@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NORMS", "on_sphere", "norm_velocity"]
+__all__ = ["NORMS", "on_sphere", "norm_velocity", "equiangular", "equiangular_rhs"]
 
 NORMS = ("post", "pre", "peri", "ngpt")
 
@@ -68,3 +68,29 @@ def norm_velocity(norm: str, output):
         u = output(y / np.linalg.norm(y, axis=1, keepdims=True))
         return u if norm == "pre" else _direction(u, norm)
     return pre
+
+
+def equiangular(n: int, rho: float) -> np.ndarray:
+    """n unit vectors in R^n with <x_i, x_j> = rho for i != j (-1/(n-1) < rho < 1): the rows
+    of the Cholesky factor of the Gram matrix (1 - rho) I + rho 1 1^T."""
+    return np.linalg.cholesky((1 - rho) * np.eye(n) + rho * np.ones((n, n)))
+
+
+def equiangular_rhs(t, y, norm: str, normalized: bool, n: int, beta: float):
+    """(rho, r)' of n equiangular tokens (<theta_i, theta_j> = rho, |x_i| = r, Q = K = V = I)
+    under the LayerNorm placement ``norm`` (derived in docs/design.md, "LayerNorm
+    placement"): u_i = a theta_i + b sum_{j != i} theta_j with a = e^beta / Z,
+    b = e^{beta rho} / Z (SA, Z = e^beta + (n-1) e^{beta rho}) or Z = n (USA), and
+
+        rho' = 2 b sigma (1 - rho)(1 + (n-1) rho),   r' = (a + (n-1) b rho) / nu,
+
+    sigma = 1 (post), 1/r (pre), 1/(r |u|) (peri), 1/|u| (ngpt); nu = 1 (pre), |u| (peri);
+    r' = 0 on the sphere (post, ngpt). The exact reference of the particle code."""
+    rho, r = y
+    z = np.exp(beta) + (n - 1) * np.exp(beta * rho) if normalized else n
+    a, b = np.exp(beta) / z, np.exp(beta * rho) / z
+    u = np.sqrt(a * a + 2 * (n - 1) * a * b * rho + b * b * (n - 1) * (1 + (n - 2) * rho))
+    sigma = {"post": 1.0, "pre": 1.0 / r, "peri": 1.0 / (r * u), "ngpt": 1.0 / u}[norm]
+    radial = {"post": 0.0, "ngpt": 0.0, "pre": a + (n - 1) * b * rho,
+              "peri": (a + (n - 1) * b * rho) / u}[norm]
+    return [2 * b * sigma * (1 - rho) * (1 + (n - 1) * rho), radial]

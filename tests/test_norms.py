@@ -10,37 +10,14 @@ from continuum import Attention
 from continuum.kernels import attention_field
 from particles import simulate
 from particles.integrate import _retract
-from particles.norms import NORMS
+from particles.norms import NORMS, equiangular, equiangular_rhs
 
 N_TOK, RHO0, BETA = 4, 0.2, 1.0
 TIMES = np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
 
 
-def equiangular(n, rho):
-    """n unit vectors in R^n with <x_i, x_j> = rho (i != j): rows of the Cholesky factor of
-    the Gram matrix (1 - rho) I + rho 1 1^T."""
-    return np.linalg.cholesky((1 - rho) * np.eye(n) + rho * np.ones((n, n)))
-
-
-def coefficients(rho, normalized, n=N_TOK, beta=BETA):
-    """u_i = a theta_i + b sum_{j != i} theta_j (Q = K = V = I)."""
-    if normalized:
-        z = np.exp(beta) + (n - 1) * np.exp(beta * rho)
-        return np.exp(beta) / z, np.exp(beta * rho) / z
-    return np.exp(beta) / n, np.exp(beta * rho) / n
-
-
 def equiangular_ode(t, y, norm, normalized, n=N_TOK):
-    """(rho, r)' for the equiangular configuration (derived in docs/design.md):
-    rho' = 2 b sigma (1 - rho)(1 + (n-1) rho), r' = (a + (n-1) b rho) / nu, with
-    sigma = 1 (post), 1/r (pre), 1/(r |u|) (peri), 1/|u| (ngpt); nu = |u| (peri), 1 (pre)."""
-    rho, r = y
-    a, b = coefficients(rho, normalized, n)
-    u = np.sqrt(a * a + 2 * (n - 1) * a * b * rho + b * b * (n - 1) * (1 + (n - 2) * rho))
-    sigma = {"post": 1.0, "pre": 1.0 / r, "peri": 1.0 / (r * u), "ngpt": 1.0 / u}[norm]
-    radial = {"post": 0.0, "ngpt": 0.0, "pre": a + (n - 1) * b * rho,
-              "peri": (a + (n - 1) * b * rho) / u}[norm]
-    return [2 * b * sigma * (1 - rho) * (1 + (n - 1) * rho), radial]
+    return equiangular_rhs(t, y, norm, normalized, n, BETA)
 
 
 @pytest.mark.parametrize("normalized", [True, False])

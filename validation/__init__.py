@@ -36,6 +36,9 @@ CASES = (
     "forgetting_depth_transition",
     "paper_observables",
     "forgetting_continuum_vs_particles",
+    # the transformer family (issue 24)
+    "causal_mask",
+    "layernorm_equiangular",
     # a real transformer (all-MiniLM-L6-v2)
     "realmodel_head_flow",
     "realmodel_ov_flips",
@@ -63,4 +66,5 @@ COST_S = {
     "growth_rates": 14.0,
     "forgetting_norm_transition": 12.0,
     "forgetting_depth_transition": 11.0,
+    "causal_mask": 30.0,  # measured 2026-12-04, load about 2.5
 }
