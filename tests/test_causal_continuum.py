@@ -119,3 +119,29 @@ def test_validation_cases_of_the_family(tmp_path):
         out_dir=tmp_path, quick=True)
     failed = [r.case for r in records if not r.passed]
     assert not failed, failed
+
+
+def rho_sphere(p, s):
+    """A law on S^2 whose mean direction turns with s (integral 1 for every s)."""
+    mean = np.stack([np.cos(np.pi * s), np.sin(np.pi * s), np.zeros_like(s)], axis=1)
+    return (1 + 0.5 * np.einsum("ij,ij->i", p, mean) + 0.3 * s * p[:, 2] * p[:, 0]) / (4 * np.pi)
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+def test_sphere_causal_exact_checks(normalized):
+    """S^2 spectral, L = 16, M = 5, T = 0.4: an s-independent start equals the unmasked S^2 solver,
+    and slice 0 equals the unmasked solution from rho0(., 0) (solver tests, same tolerance
+    argument as on S^1: 1e-8 relative); the last slice differs (the mask matters)."""
+    kw = dict(beta=0.5, d=3, V=np.diag([1.0, 0.6, 0.3]), normalized=normalized)
+    causal, plain = Attention(**kw, causal=True), Attention(**kw)
+    times = np.linspace(0, 0.4, 3)
+    first = lambda p: rho_sphere(p, np.zeros(len(p)))  # noqa: E731
+    flat = solve(causal, lambda p, s: first(p), 0.4, "spectral", 16, times=times, slices=5)
+    moving = solve(causal, rho_sphere, 0.4, "spectral", 16, times=times, slices=5)
+    ref = solve(plain, first, 0.4, "spectral", 16, times=times)
+    scale = np.abs(ref.densities).max()
+    assert flat.densities.shape == (3, 5, ref.densities.shape[1])
+    assert np.abs(flat.densities - ref.densities[:, None]).max() <= 1e-8 * scale
+    assert np.abs(moving.densities[:, 0] - ref.densities).max() <= 1e-8 * scale
+    assert np.abs(moving.densities[-1, -1] - ref.densities[-1]).max() > 1e-3 * scale
+    assert np.isclose(moving.measure(2).weights.sum(), 1.0)
