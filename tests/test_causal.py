@@ -135,3 +135,28 @@ def test_sample_positional_draws_each_token_from_its_slice():
         assert abs(z.mean() - expected) <= 4 * np.sqrt(0.5 / sel.sum())
     with pytest.raises(TypeError, match="rho0"):
         sample_positional("uniform", n=10)
+
+
+def test_study_keys_for_mask_and_norm():
+    """[model] causal and norm: checked before any run (errors name the key), particles only,
+    dropped at their defaults (old studies keep their run points)."""
+    import copy
+
+    from forgetting.config import DEFAULT_STUDY, ConfigError, base_model, validate_config
+
+    raw = copy.deepcopy(DEFAULT_STUDY)
+    cfg = validate_config(copy.deepcopy(raw))
+    assert "causal" not in cfg["model"] and "norm" not in cfg["model"]
+    raw["backend"] = {"kinds": ["particles"], "n": 50}
+    raw["model"].update(causal=True, norm="pre")
+    cfg = validate_config(copy.deepcopy(raw))
+    assert base_model(cfg, 0.1).causal and cfg["model"]["norm"] == "pre"
+    for key, bad, word in (("causal", 1, "model.causal"), ("norm", "layer", "model.norm")):
+        broken = copy.deepcopy(raw)
+        broken["model"][key] = bad
+        with pytest.raises(ConfigError, match=word):
+            validate_config(broken)
+    mixed = copy.deepcopy(raw)
+    mixed["backend"]["kinds"] = ["particles", "fv"]
+    with pytest.raises(ConfigError, match="particles' only"):
+        validate_config(mixed)
