@@ -160,3 +160,13 @@ def test_study_keys_for_mask_and_norm():
     mixed["backend"]["kinds"] = ["particles", "fv"]
     with pytest.raises(ConfigError, match="particles' only"):
         validate_config(mixed)
+
+
+@pytest.mark.slow
+def test_family_threshold_case_runs():
+    """validation/forgetting_family_threshold.py with one seed on S^1: every variant's bracket
+    holds g (the prediction eps_c = g; docs/design.md reports the full run)."""
+    from validation import forgetting_family_threshold as case
+
+    records = case.main(dims=(2,), seeds=(0,), steps=6)
+    assert len(records) == 3 and all(r.passed for r in records), [r.measured for r in records]

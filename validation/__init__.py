@@ -39,6 +39,7 @@ CASES = (
     # the transformer family (issue 24)
     "causal_mask",
     "layernorm_equiangular",
+    "forgetting_family_threshold",
     # a real transformer (all-MiniLM-L6-v2)
     "realmodel_head_flow",
     "realmodel_ov_flips",
@@ -66,5 +67,6 @@ COST_S = {
     "growth_rates": 14.0,
     "forgetting_norm_transition": 12.0,
     "forgetting_depth_transition": 11.0,
-    "causal_mask": 30.0,  # measured 2026-12-04, load about 2.5
+    "causal_mask": 60.0,  # measured 2026-12-04, 2 workers, load about 3
+    "forgetting_family_threshold": 30.0,  # measured 2026-12-04, load about 2.5
 }
