@@ -95,6 +95,7 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
            [0.5, 0. , 0. ]])
     """
     check_choice(method, "method", FIELD_METHODS)
+    tangent = check_flag(tangent, "tangent")
     if check_flag(check, "check"):
         targets, sources, weights = _checked(targets, sources, weights, model)
     else:
@@ -108,7 +109,7 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
             check_finite(values, name, " (an integrator's state or a solver's density has "
                          "become NaN or inf)")
     # --- issue 24: causal masks and the unprojected output take the direct sum -----------
-    if getattr(model, "causal", False) or not check_flag(tangent, "tangent"):
+    if getattr(model, "causal", False) or not tangent:
         if method == "harmonic":
             raise ValueError("method='harmonic' expands the unmasked tangent field: a causal "
                              "model or tangent=False needs method='direct' or 'auto' (which "

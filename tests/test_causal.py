@@ -170,3 +170,24 @@ def test_family_threshold_case_runs():
 
     records = case.main(dims=(2,), seeds=(0,), steps=6)
     assert len(records) == 3 and all(r.passed for r in records), [r.measured for r in records]
+
+
+def uniform_circle(p, s):
+    return np.full(len(p), 1 / (2 * np.pi))
+
+
+@pytest.mark.parametrize("call, kind, word", [
+    (lambda: sample_positional(uniform_circle, n="3", d=2), TypeError, "n"),
+    (lambda: sample_positional(uniform_circle, n=3, d=1), ValueError, "d"),
+    (lambda: token_positions(0), ValueError, "n"),
+    (lambda: attention_field(cloud(5, 3, 0)[0], cloud(5, 3, 0)[0], cloud(5, 3, 0)[1],
+                             Attention(d=3, causal=True), tangent="no"), TypeError, "tangent"),
+    (lambda: simulate(Attention(d=3), cloud(5, 3, 0)[0], 1.0, norm=1), ValueError, "norm"),
+    (lambda: __import__("continuum").solve(Attention(d=2, causal=True), uniform_circle, 1.0,
+                                           "spectral", 16, slices="5"), TypeError, "slices"),
+    (lambda: __import__("continuum").solve(Attention(d=2, causal=True), "uniform", 1.0,
+                                           "spectral", 16), TypeError, "rho0"),
+])
+def test_bad_input_names_the_parameter(call, kind, word):
+    with pytest.raises(kind, match=word):
+        call()
