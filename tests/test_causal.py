@@ -169,7 +169,7 @@ def test_family_threshold_case_runs():
     from validation import forgetting_family_threshold as case
 
     records = case.main(dims=(2,), seeds=(0,), steps=6)
-    assert len(records) == 3 and all(r.passed for r in records), [r.measured for r in records]
+    assert len(records) == 5 and all(r.passed for r in records), [r.measured for r in records]
 
 
 def uniform_circle(p, s):

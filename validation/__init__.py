@@ -68,5 +68,5 @@ COST_S = {
     "forgetting_norm_transition": 12.0,
     "forgetting_depth_transition": 11.0,
     "causal_mask": 60.0,  # measured 2026-12-04, 2 workers, load about 3
-    "forgetting_family_threshold": 30.0,  # measured 2026-12-04, load about 2.5
+    "forgetting_family_threshold": 15.0,  # measured 2026-12-04
 }
