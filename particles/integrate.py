@@ -152,7 +152,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     check_choice(method, "method", METHODS)
     check_choice(field, "field", FIELD_METHODS)
     check_choice(norm, "norm", NORMS)
-    if field == "harmonic" and (model.causal or norm != "post"):
+    if field == "harmonic" and (getattr(model, "causal", False) or norm != "post"):
         raise ValueError("field='harmonic' expands the unmasked tangent field: a causal model "
                          "or norm other than 'post' takes field='direct' or 'auto'")
     check_flag(progress, "progress", allow_none=True)
