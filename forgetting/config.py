@@ -8,6 +8,9 @@ Config sections and keys (defaults in brackets):
                scheduler [none]: "tcp://host:port" of a Dask scheduler to run on (else
                workers = 1 runs in the process, workers = N on a local Dask cluster)
 [model]        d (required), beta [1.0], normalized [true], Q, K, V (d x d lists) or V_diag,
+               causal [false] (a causal mask: token i attends to j <= i; particles only),
+               norm ["post" | "pre" | "peri" | "ngpt"] (LayerNorm placement,
+               ``particles.norms``; other than "post": particles only),
                heads [none]: a list of tables, one per head, each with any of beta,
                normalized, Q, K, V, V_diag (what a head leaves out it takes from [model]):
                a continuum.MultiHead, combined by combine ["sum" | "mean"]
@@ -58,7 +61,8 @@ SCHEMA = {
     "study": {"name": REQUIRED, "output": None, "workers": 1, "description": "",
               "kind": "forgetting", "scheduler": None},
     "model": {"d": REQUIRED, "beta": 1.0, "normalized": True, "Q": None, "K": None,
-              "V": None, "V_diag": None, "heads": None, "combine": "sum"},
+              "V": None, "V_diag": None, "causal": False, "norm": "post", "heads": None,
+              "combine": "sum"},
     "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0,
                      "head": 0},
     "backend": {"kinds": REQUIRED, "resolution": None, "n": 1000, "seed": 0,
@@ -76,14 +80,18 @@ CHOICES = {
     ("initial", "kind"): ("von_mises", "uniform"),
     ("sweep", "axis"): ("norm", "beta"),
     ("backend", "method"): ("rk4", "dop853"),
+    ("model", "norm"): ("post", "pre", "peri", "ngpt"),  # particles.norms.NORMS
     ("model", "combine"): ("sum", "mean"),
 }
 #: the keys a table of ``model.heads`` may set (the rest it takes from [model])
 HEAD_KEYS = ("beta", "normalized", "Q", "K", "V", "V_diag")
-#: keys added by issue 24 that are dropped from a config holding their defaults, so that the
-#: points of studies written before them keep their hashes (and checkpoints)
-NEW_DEFAULTS = {("model", "heads"): None, ("model", "combine"): "sum",
-                ("perturbation", "head"): 0}
+#: (particles-only) [model] keys of issue 24 and their defaults (``_check_family``)
+FAMILY_DEFAULTS = {"causal": False, "norm": "post"}
+#: every key of issue 24 and its default: dropped from a validated config when at the
+#: default, so the run points (and checkpoints) of studies written before them keep their keys
+ISSUE_24_DEFAULTS = {**{("model", k): v for k, v in FAMILY_DEFAULTS.items()},
+                     ("model", "heads"): None, ("model", "combine"): "sum",
+                     ("perturbation", "head"): 0}
 BACKEND_KINDS = ("particles", "spectral", "fv", "fem")
 
 #: the embedded default study (``meanfield demo``): the spectral-gap phase transition on S^1
@@ -167,13 +175,30 @@ def validate_config(raw: dict) -> dict:
     given unsorted are sorted (logged); duplicates are refused."""
     cfg = fill_schema(raw, SCHEMA)
     _check_types(cfg)
+    _check_family(cfg)
     if cfg["study"]["output"] is None:
         cfg["study"]["output"] = str(Path("meanfield-out") / cfg["study"]["name"])
     check_buildable(cfg)
-    for (section, key), default in NEW_DEFAULTS.items():
-        if cfg[section][key] == default and not isinstance(cfg[section][key], bool):
+    for (section, key), default in ISSUE_24_DEFAULTS.items():
+        value = cfg[section][key]
+        if value == default and type(value) is type(default):  # False is not the 0 of head
             del cfg[section][key]
     return cfg
+
+
+def _check_family(cfg):
+    """'model.causal' and 'model.norm' (issue 24): a causal mask or a LayerNorm placement
+    other than "post" runs on the particles backend only (the study's initial law is
+    s-independent, so a causal continuum would equal the unmasked one; the continuum covers
+    post-LN only, docs/design.md); the keys at their defaults are dropped at the end of
+    ``validate_config`` (ISSUE_24_DEFAULTS)."""
+    m = cfg["model"]
+    _flag(cfg, "model", "causal")
+    others = [k for k in cfg["backend"]["kinds"] if k != "particles"]
+    for key, default in FAMILY_DEFAULTS.items():
+        if m[key] != default and others:
+            raise ConfigError(f"'model.{key}' = {m[key]!r} runs on backend 'particles' only, "
+                              f"but 'backend.kinds' also lists {others}: drop them or the key")
 
 
 def _number(cfg, section, key, positive=False, integer=False):
@@ -432,14 +457,14 @@ def base_model(cfg, value):
     needs the sections model and sweep (axis) only."""
     m = cfg["model"]
 
-    def attention(table):  # a head's keys over [model]'s
+    def attention(table):  # a head's keys over [model]'s (the mask is the model's)
         keys = {**m, **table}
         if "V" in table:
             keys["V_diag"] = None
         V = np.diag(keys["V_diag"]) if keys["V_diag"] is not None else keys["V"]
         beta = value if cfg["sweep"]["axis"] == "beta" else keys["beta"]
         return Attention(beta=beta, d=m["d"], Q=keys["Q"], K=keys["K"], V=V,
-                         normalized=keys["normalized"])
+                         normalized=keys["normalized"], causal=m.get("causal", False))
 
     if m.get("heads") is None:
         return attention({})
