@@ -486,3 +486,20 @@ def test_study_config_heads_keys():
     single["perturbation"]["head"] = 1
     with pytest.raises(ConfigError, match="'perturbation.head'"):
         validate_config(single)
+
+
+def test_causal_heads_in_a_multihead():
+    """A MultiHead of causal heads: its field is the sum of the heads' masked fields (bit for
+    bit), particles run it, and solve refuses it (the causal continuum takes one Attention)."""
+    heads = [Attention(beta=1.0, d=3, causal=True), Attention(beta=2.0, d=3, V=-np.eye(3),
+                                                               causal=True)]
+    model = MultiHead(heads)
+    x = unit_cloud(30, 3, seed=4)
+    w = np.full(30, 1 / 30)
+    assert np.array_equal(attention_field(x, x, w, model),
+                          sum(attention_field(x, x, w, h) for h in heads))
+    traj = simulate(model, x, 0.2, times=[0.0, 0.2], dt=0.05)
+    # token 0 sees itself only: X = 0, it moves by the retraction's round-off (4 steps)
+    assert np.abs(traj.points[1, 0] - x[0]).max() <= 4 * 4 * U
+    with pytest.raises(ValueError, match="causal head"):
+        solve(model, lambda p: np.full(len(p), 1 / (4 * np.pi)), 1.0, method="spectral")
