@@ -13,10 +13,13 @@ Config sections and keys (defaults in brackets):
                ``particles.norms``; other than "post": particles only),
                heads [none]: a list of tables, one per head, each with any of beta,
                normalized, Q, K, V, V_diag (what a head leaves out it takes from [model]):
-               a continuum.MultiHead, combined by combine ["sum" | "mean"]
+               a continuum.MultiHead, combined by combine ["sum" | "mean"]; layers [none]:
+               a list of tables, one per layer (the same keys as a head), a
+               continuum.Layers with layer_time [1.0] (excludes heads)
 [perturbation] kind ["lora" | "e2"], target ["V"], rank [1], norm [0.1], seed [0]
                ("e2": Delta = norm e2 e2^T, the spectral-gap experiment), head [0]: the
-               head the update goes to (with model.heads)
+               head the update goes to (with model.heads), layer ["all"]: the layer it goes
+               to (an index), or the same update on every layer (with model.layers)
 [backend]      kinds (required, list of "particles", "spectral", "fv", "fem"), resolution
                [the solver's default] (an integer, or "auto": refined until D(t) and T_dev
                change by less than ``tol``, see :mod:`forgetting.resolution`), tol [1e-3],
@@ -43,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from continuum import Attention, MultiHead, lora_update
+from continuum import Attention, Layers, MultiHead, lora_update
 from continuum.checks import check_array
 from continuum.geometry import sphere_area, von_mises_density
 
@@ -62,9 +65,9 @@ SCHEMA = {
               "kind": "forgetting", "scheduler": None},
     "model": {"d": REQUIRED, "beta": 1.0, "normalized": True, "Q": None, "K": None,
               "V": None, "V_diag": None, "causal": False, "norm": "post", "heads": None,
-              "combine": "sum"},
+              "combine": "sum", "layers": None, "layer_time": 1.0},
     "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0,
-                     "head": 0},
+                     "head": 0, "layer": "all"},
     "backend": {"kinds": REQUIRED, "resolution": None, "n": 1000, "seed": 0,
                 "method": "dop853", "rtol": 1e-7, "allow_unresolved": False, "tol": 1e-3,
                 "max_resolution": None},
@@ -91,7 +94,8 @@ FAMILY_DEFAULTS = {"causal": False, "norm": "post"}
 #: default, so the run points (and checkpoints) of studies written before them keep their keys
 ISSUE_24_DEFAULTS = {**{("model", k): v for k, v in FAMILY_DEFAULTS.items()},
                      ("model", "heads"): None, ("model", "combine"): "sum",
-                     ("perturbation", "head"): 0}
+                     ("model", "layers"): None, ("model", "layer_time"): 1.0,
+                     ("perturbation", "head"): 0, ("perturbation", "layer"): "all"}
 BACKEND_KINDS = ("particles", "spectral", "fv", "fem")
 
 #: the embedded default study (``meanfield demo``): the spectral-gap phase transition on S^1
@@ -302,47 +306,67 @@ def _check_types(cfg):
         raise ConfigError(f"'initial.mean' must be a non-zero list of {d} numbers, got {mean!r}")
 
 
-def _check_heads(cfg):
-    """'model.heads' (None, or a non-empty list of tables of HEAD_KEYS, each checked as the
-    [model] keys are), 'perturbation.head' (an integer naming one of them) and no beta sweep
-    with several heads (which head's beta would it be)."""
-    heads, d = cfg["model"]["heads"], cfg["model"]["d"]
-    _integer(cfg, "perturbation", "head")
-    if heads is None:
-        if cfg["perturbation"]["head"] != 0:
-            raise ConfigError(f"'perturbation.head' = {cfg['perturbation']['head']} needs "
-                              "'model.heads' (a list of heads)")
-        return
-    if not isinstance(heads, list) or not heads or not all(isinstance(h, dict) for h in heads):
-        raise ConfigError(f"'model.heads' must be a non-empty list of tables (one per head, "
-                          f"with keys from {HEAD_KEYS}), got {heads!r}")
-    for i, head in enumerate(heads):
-        unknown = sorted(set(head) - set(HEAD_KEYS))
+def _check_tables(cfg, key: str, what: str):
+    """'model.<key>': None, or a non-empty list of tables of HEAD_KEYS (one per ``what``), each
+    checked as the [model] keys are. Returns the list (or None)."""
+    tables, d = cfg["model"][key], cfg["model"]["d"]
+    if tables is None:
+        return None
+    if not isinstance(tables, list) or not tables or not all(
+            isinstance(h, dict) for h in tables):
+        raise ConfigError(f"'model.{key}' must be a non-empty list of tables (one per {what}, "
+                          f"with keys from {HEAD_KEYS}), got {tables!r}")
+    for i, table in enumerate(tables):
+        unknown = sorted(set(table) - set(HEAD_KEYS))
         if unknown:
-            raise ConfigError(f"'model.heads': head {i}: unknown key(s) {unknown} (allowed: "
+            raise ConfigError(f"'model.{key}': {what} {i}: unknown key(s) {unknown} (allowed: "
                               f"{', '.join(HEAD_KEYS)})")
-        if "V" in head and "V_diag" in head:
-            raise ConfigError(f"'model.heads': head {i}: 'V_diag' excludes 'V'")
-        table = {"x": head}
+        if "V" in table and "V_diag" in table:
+            raise ConfigError(f"'model.{key}': {what} {i}: 'V_diag' excludes 'V'")
+        wrapped = {"x": table}
         try:
-            if "beta" in head:
-                _number(table, "x", "beta")
-            if "normalized" in head:
-                _flag(table, "x", "normalized")
-            for key in ("Q", "K", "V"):
-                if key in head:
-                    _numbers(table, "x", key, (d, d))
-            if "V_diag" in head:
-                _numbers(table, "x", "V_diag", (d,))
+            if "beta" in table:
+                _number(wrapped, "x", "beta")
+            if "normalized" in table:
+                _flag(wrapped, "x", "normalized")
+            for name in ("Q", "K", "V"):
+                if name in table:
+                    _numbers(wrapped, "x", name, (d, d))
+            if "V_diag" in table:
+                _numbers(wrapped, "x", "V_diag", (d,))
         except ConfigError as err:
-            raise ConfigError(f"'model.heads': head {i}: {str(err).replace('x.', '')}") \
+            raise ConfigError(f"'model.{key}': {what} {i}: {str(err).replace('x.', '')}") \
                 from None
-    if cfg["perturbation"]["head"] >= len(heads):
-        raise ConfigError(f"'perturbation.head' must name one of the {len(heads)} heads "
-                          f"(0..{len(heads) - 1}), got {cfg['perturbation']['head']}")
-    if cfg["sweep"]["axis"] == "beta":
-        raise ConfigError("'sweep.axis' = 'beta' is not defined with 'model.heads' (each head "
-                          "has its own beta): sweep the norm")
+    return tables
+
+
+def _check_heads(cfg):
+    """'model.heads' and 'model.layers' (:func:`_check_tables`; not both), 'model.layer_time'
+    > 0, 'perturbation.head' (an integer naming a head) and 'perturbation.layer' ("all" or an
+    integer naming a layer), and no beta sweep with several heads or layers (whose beta
+    would it be)."""
+    p = cfg["perturbation"]
+    _integer(cfg, "perturbation", "head")
+    _number(cfg, "model", "layer_time", positive=True)
+    if not (p["layer"] == "all" or (isinstance(p["layer"], int)
+                                    and not isinstance(p["layer"], bool) and p["layer"] >= 0)):
+        raise ConfigError(f"'perturbation.layer' must be \"all\" or an integer >= 0, got "
+                          f"{p['layer']!r}")
+    heads = _check_tables(cfg, "heads", "head")
+    layers = _check_tables(cfg, "layers", "layer")
+    if heads is not None and layers is not None:
+        raise ConfigError("'model.layers' excludes 'model.heads': give one of them")
+    for name, tables, default in (("head", heads, 0), ("layer", layers, "all")):
+        value = p[name]
+        if tables is None and value != default:
+            raise ConfigError(f"'perturbation.{name}' = {value!r} needs 'model.{name}s' (a "
+                              f"list of {name}s)")
+        if tables is not None and value != default and value >= len(tables):
+            raise ConfigError(f"'perturbation.{name}' must name one of the {len(tables)} "
+                              f"{name}s (0..{len(tables) - 1}), got {value}")
+    if (heads is not None or layers is not None) and cfg["sweep"]["axis"] == "beta":
+        raise ConfigError("'sweep.axis' = 'beta' is not defined with 'model.heads' or "
+                          "'model.layers' (each has its own beta): sweep the norm")
 
 
 def _check_values(cfg):
@@ -466,6 +490,8 @@ def base_model(cfg, value):
         return Attention(beta=beta, d=m["d"], Q=keys["Q"], K=keys["K"], V=V,
                          normalized=keys["normalized"], causal=m.get("causal", False))
 
+    if m.get("layers") is not None:
+        return Layers([attention(t) for t in m["layers"]], layer_time=m.get("layer_time", 1.0))
     if m.get("heads") is None:
         return attention({})
     return MultiHead([attention(h) for h in m["heads"]], combine=m.get("combine", "sum"))
@@ -481,9 +507,14 @@ def build_models(cfg, value):
         delta[1, 1] = norm
     else:
         delta = lora_update(d=d, rank=p["rank"], norm=norm, target=p["target"], seed=p["seed"])
+    update = {p["target"]: delta}
     if isinstance(base, MultiHead):  # the update goes to one head
-        return base, base.perturbed(head=p.get("head", 0), **{p["target"]: delta})
-    return base, base.perturbed(**{p["target"]: delta})
+        return base, base.perturbed(head=p.get("head", 0), **update)
+    if isinstance(base, Layers):  # to one layer, or the same update to every layer
+        layer = p.get("layer", "all")
+        return base, Layers([m.perturbed(**update) if layer in ("all", k) else m
+                             for k, m in enumerate(base.models)], layer_time=base.layer_time)
+    return base, base.perturbed(**update)
 
 
 def initial_density(cfg):

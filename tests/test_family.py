@@ -503,3 +503,37 @@ def test_causal_heads_in_a_multihead():
     assert np.abs(traj.points[1, 0] - x[0]).max() <= 4 * 4 * U
     with pytest.raises(ValueError, match="causal head"):
         solve(model, lambda p: np.full(len(p), 1 / (4 * np.pi)), 1.0, method="spectral")
+
+
+def test_study_config_layers_keys():
+    """[model] layers / layer_time and [perturbation] layer: checked before any run, the update
+    goes to the named layer or to every layer, and a study runs on them (particles and fv)."""
+    import copy
+
+    from forgetting import forgetting_run
+    from forgetting.config import DEFAULT_STUDY, ConfigError, build_models, validate_config
+
+    cfg = copy.deepcopy(DEFAULT_STUDY)
+    cfg["model"].update(layers=[{"V_diag": [1.0, 0.8]}, {"V_diag": [1.0, 0.5]}],
+                        layer_time=0.5)
+    base, tuned = build_models(validate_config(copy.deepcopy(cfg)), 0.3)
+    assert isinstance(base, Layers) and base.layer_time == 0.5
+    assert all(np.array_equal(t.V, m.V + np.diag([0.0, 0.3]))
+               for m, t in zip(base.models, tuned.models))
+    cfg["perturbation"]["layer"] = 1
+    base, tuned = build_models(validate_config(copy.deepcopy(cfg)), 0.3)
+    assert tuned.models[0] is base.models[0]
+    assert np.array_equal(tuned.models[1].V, np.diag([1.0, 0.8]))
+    run = forgetting_run(base, tuned, backend="fv", rho0=lambda p: (1 + 0.5 * p[:, 0]) /
+                         (2 * np.pi), T=1.0, times=[0.0, 0.5, 1.0], resolution=64)
+    assert run.deviation_w2[1] == 0 and run.deviation_w2[2] > 0  # layer 1 starts at 0.5
+    for section, key, value, where in (
+            ("model", "layer_time", 0.0, "'model.layer_time'"),
+            ("model", "layers", [{"Q": [1, 2]}], "'model.layers': layer 0: 'Q'"),
+            ("model", "heads", [{}], "'model.layers' excludes 'model.heads'"),
+            ("perturbation", "layer", 2, "'perturbation.layer'"),
+            ("perturbation", "layer", "some", "'perturbation.layer'")):
+        bad = copy.deepcopy(cfg)
+        bad[section][key] = value
+        with pytest.raises(ConfigError, match=where):
+            validate_config(bad)
