@@ -10,7 +10,8 @@ run's model, initial density, backend and resolution) is built and checked befor
 starts. Exit status: 0 done; 1 a run failed (the message names it; every finished run is
 checkpointed, so running again computes only the rest); 2 an invalid study (one line naming
 the key) or an output folder that cannot be created; 3 the Dask cluster cannot run it
-(unreachable, no workers, other versions); 4 the output folder is in use by another run.
+(unreachable, no workers, other versions, lost); 4 the output folder is in use by another run;
+6 a result cannot be written (the message names the path and the command that resumes).
 
 A study file's ``[study] kind`` says which package runs it: "forgetting" (the default: the
 mean-field forgetting studies of ``forgetting.study``) or "realmodel" (all-MiniLM-L6-v2 under
@@ -23,6 +24,7 @@ import argparse
 import copy
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -67,10 +69,10 @@ def main(argv=None) -> int:
                        "tcp://host:8786 (default: config's study.scheduler)")
     args = parser.parse_args(argv)
     from continuum.sphere.parallel import mpi_world
-    from forgetting.sweep import ClusterError, FolderBusy, PointError
+    from forgetting.sweep import ClusterError, FolderBusy, PointError, WriteError
 
     # what went wrong -> exit status (module docstring); invalid studies exit with 2
-    exit_status = {PointError: 1, ClusterError: 3, FolderBusy: 4}
+    exit_status = {PointError: 1, ClusterError: 3, FolderBusy: 4, WriteError: 6}
 
     comm = mpi_world()
     try:
@@ -122,8 +124,10 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
-    except (ClusterError, FolderBusy, PointError) as err:
-        print(f"meanfield: {err}", file=sys.stderr)
+    except (ClusterError, FolderBusy, PointError, WriteError) as err:
+        resume = f" (resume: meanfield {shlex.join(sys.argv[1:] if argv is None else argv)})"
+        print(f"meanfield: {err}{resume if type(err) in (ClusterError, WriteError) else ''}",
+              file=sys.stderr)
         return exit_status[type(err)]
     if root:
         print(summary["table"])  # the result: to stdout, messages went to the log (stderr)

@@ -1,0 +1,30 @@
+"""A sweep client to run as a subprocess in the cluster-failure tests:
+
+    python -m tests.cluster_client FOLDER WHERE POINTS_JSON
+
+WHERE is a worker count (a LocalCluster) or a scheduler address. The points run
+``tests.sweep_tasks.killed_once`` (each sleeps ``point["sleep"]`` s). Logging is set up as the
+command line sets it up (messages to stderr, Dask at warning level), and a ClusterError or a
+WriteError ends, as there, in one ``meanfield:`` line and exit status 3 or 6.
+"""
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from forgetting.sweep import ClusterError, WriteError, run_sweep
+    from tests.sweep_tasks import killed_once
+
+    folder, where, points = sys.argv[1:4]
+    place = {"scheduler": where} if "://" in where else {"workers": int(where)}
+    try:
+        run_sweep(killed_once, json.loads(Path(points).read_text()), folder, progress=False,
+                  **place)
+    except (ClusterError, WriteError) as err:
+        print(f"meanfield: {err}", file=sys.stderr)
+        sys.exit(3 if isinstance(err, ClusterError) else 6)
