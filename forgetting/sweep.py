@@ -566,10 +566,7 @@ def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool
             local_single = cluster.scheduler is None and not cluster.connected and len(todo) <= 1
             if cluster.serial or local_single:
                 for i in todo:
-                    try:
-                        results[i] = task(points[i]) if data is None else task(points[i], data)
-                    except Exception as err:
-                        raise _point_error(label, points[i], err) from err
+                    results[i] = _run_point(task, points[i], data, label)
                     _save_point(folder, points[i], results[i])
                     bar.update(1)
             elif todo:
@@ -578,6 +575,14 @@ def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool
             if own:
                 cluster.close()
     return results
+
+
+def _run_point(task, point, data, label):
+    """``task(point)`` (or ``task(point, data)``) in this process; PointError if it raises."""
+    try:
+        return task(point) if data is None else task(point, data)
+    except Exception as err:
+        raise _point_error(label, point, err) from err
 
 
 def _make_folder(folder: Path) -> None:
@@ -698,13 +703,10 @@ def _keep_finished(futures, points, results, folder, bar) -> str:
 
 
 def _run_mpi(comm, task, points, folder, progress, label, data, collective):
-    from continuum.sphere.parallel import bcast_from_root
-
     root = comm.rank == 0
-    if root:
-        _make_folder(folder)
     # rank 0 decides what is done, so every rank skips the same points
-    results = bcast_from_root(comm, [load_point(folder, p) for p in points] if root else None)
+    results = _from_root(comm, lambda: _make_folder(folder) or [load_point(folder, p)
+                                                                for p in points])
     todo = [i for i, r in enumerate(results) if r is None]
     if root:
         _log_skipped(label, len(points) - len(todo), len(points), folder)
@@ -712,12 +714,32 @@ def _run_mpi(comm, task, points, folder, progress, label, data, collective):
     with tqdm(total=len(points), initial=len(points) - len(todo), desc=label, unit="point",
               file=sys.stderr, disable=None if show is None else not show) as bar:
         for i in todo:
-            if root or (collective is not None and collective(points[i])):
-                result = task(points[i]) if data is None else task(points[i], data)
-            else:
-                result = None
-            results[i] = bcast_from_root(comm, result if root else None)
-            if root:
-                _save_point(folder, points[i], results[i])
+            if not root and collective is not None and collective(points[i]):
+                _run_point(task, points[i], data, label)  # this rank's part of the solve
+
+            def run_and_save(point=points[i]):
+                result = _run_point(task, point, data, label)
+                _save_point(folder, point, result)
+                return result
+
+            results[i] = _from_root(comm, run_and_save)
             bar.update(1)
     return results
+
+
+def _from_root(comm, work):
+    """``work()`` on rank 0 and its value on every rank; a WriteError or PointError it raises
+    is raised on every rank, so no rank waits for one that has stopped (mpirun would wait
+    with it)."""
+    from continuum.sphere.parallel import bcast_from_root
+
+    outcome = None
+    if comm.rank == 0:
+        try:
+            outcome = work()
+        except (WriteError, PointError) as err:
+            outcome = err
+    outcome = bcast_from_root(comm, outcome)
+    if isinstance(outcome, (WriteError, PointError)):
+        raise outcome
+    return outcome

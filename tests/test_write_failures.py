@@ -165,3 +165,22 @@ def test_read_only_output_folder_cli_status_6(tmp_path):
         proc = run_cli("run", study)
     assert proc.returncode == 6, proc.stderr[-3000:]
     assert_one_line(proc.stderr, f"cannot create the lock file {out / '.lock'}")
+
+
+@pytest.mark.slow
+def test_write_failure_under_mpi_stops_every_rank(tmp_path):
+    """Not in the issue: under mpirun -n 2 rank 0 alone writes; when its write fails, the
+    WriteError reaches rank 1 too (else mpirun would wait for it forever): exit status 6
+    within the time limit, every rank naming the same path."""
+    mpirun = MEANFIELD.parent / "mpirun"
+    if not mpirun.exists():
+        pytest.skip("mpirun not found next to the interpreter")
+    out = tmp_path / "out"
+    study = write_study(tmp_path / "s.toml", out)
+    with read_only(out / "points"):
+        proc = subprocess.run([str(mpirun), "-n", "2", str(MEANFIELD), "run", str(study)],
+                              env=ENV, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 6, proc.stderr[-3000:]
+    lines = {line for line in proc.stderr.splitlines() if line.startswith("meanfield:")}
+    assert len(lines) == 1 and f"cannot write {out / 'points'}/" in lines.pop(), proc.stderr
+    assert len(list((out / "runs").glob("*.npz"))) == 4
