@@ -19,7 +19,11 @@ the points in flight. Where the points run (:class:`SweepCluster`):
 On Dask every point is one future (``pure=False``, no retries: a task that raises fails the
 sweep). A worker that dies is not an error: the scheduler runs its points again on the other
 workers (up to ``distributed.scheduler.allowed-failures`` deaths per point, 3 by default), and a
-point's result is its task's alone, so a sweep equals the serial sweep bit for bit.
+point's result is its task's alone, so a sweep equals the serial sweep bit for bit. A cluster
+that cannot go on (lost scheduler, no worker for ``WORKER_TIMEOUT`` s, more than
+``MAX_RESTARTS`` local worker deaths: :class:`SweepCluster`) stops the sweep with a
+ClusterError after checkpointing the points that finished; a checkpoint that cannot be
+written is a WriteError naming its path and the cause.
 
 Under MPI (``mpirun -n R``, :func:`continuum.sphere.parallel.mpi_world`) every rank goes
 through the same points in the same order: a point with ``collective(point)`` true (a DG solve,
