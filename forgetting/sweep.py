@@ -337,6 +337,7 @@ class SweepCluster:
 
     @property
     def where(self) -> str:
+        """The cluster in words, for messages."""
         return f"the Dask scheduler at {self.scheduler}" if self.scheduler else \
             f"the local Dask cluster of {self.workers} workers"
 

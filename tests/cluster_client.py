@@ -3,7 +3,8 @@
     python -m tests.cluster_client FOLDER WHERE POINTS_JSON
 
 WHERE is a worker count (a LocalCluster) or a scheduler address. The points run
-``tests.sweep_tasks.killed_once`` (each sleeps ``point["sleep"]`` s). Logging is set up as the
+``tests.sweep_tasks.killed_once`` (each sleeps ``point["sleep"]`` s); :func:`crash` is a task for
+the in-process tests. Logging is set up as the
 command line sets it up (messages to stderr, Dask at warning level), and a ClusterError or a
 WriteError ends, as there, in one ``meanfield:`` line and exit status 3 or 6.
 """
@@ -11,8 +12,20 @@ WriteError ends, as there, in one ``meanfield:`` line and exit status 3 or 6.
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+
+
+def crash(point):
+    """Kills its own process (as a fault in compiled code or the OOM killer would) where
+    ``point["crash"]``, else ``tests.sweep_tasks.compute(point)``."""
+    from tests.sweep_tasks import compute
+
+    if point.get("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return compute(point)
+
 
 if __name__ == "__main__":
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")

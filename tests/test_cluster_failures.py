@@ -193,6 +193,20 @@ def test_local_workers_whose_nannies_gave_up_are_started_again(tmp_path, caplog)
     assert caplog.text.count("had no nanny left: started a new one") == 2, caplog.text
 
 
+def test_point_that_kills_its_worker_every_time_is_a_cluster_error(tmp_path):
+    """Not in the issue: a run that takes its worker down at every attempt (a fault in
+    compiled code, the OOM killer) ends, after Dask's allowed failures, in a ClusterError
+    naming the point; the other points are checkpointed."""
+    from tests.cluster_client import crash
+
+    points = [{"seed": s} for s in range(3)] + [{"seed": 3, "crash": True}]
+    with pytest.raises(ClusterError, match=r"workers running point seed=3, crash=True died 4 "
+                       r"times .* points are checkpointed") as err:
+        run_sweep(crash, points, tmp_path, workers=2, progress=False)
+    assert "run the same command again" in str(err.value)
+    assert assert_kept_equal_serial(tmp_path, points[:3], every=True) == 3
+
+
 def test_worker_killed_during_start_up_is_one_line_and_status_3(tmp_path):
     """meanfield run with workers = 2, a worker process killed as soon as it exists (the
     cluster is still starting): exit status 3, one line, no traceback."""
@@ -281,8 +295,9 @@ def test_study_with_worker_kills_equals_serial_or_stops(tmp_path, serial_referen
     ends in one line with status 3; within the time limit."""
     study = write_study(tmp_path / "s.toml", tmp_path / "out", workers=2)
     with client_process([MEANFIELD, "run", study]) as proc:
-        kill_repeatedly(proc, 4, seed=3)
+        kills = kill_repeatedly(proc, 4, seed=3)
         status, err = finish(proc)
+    assert kills, "the study ended before the first kill"
     if status == 0:
         got = study_arrays(tmp_path / "out")
         for name, ref in serial_reference.items():
