@@ -14,15 +14,20 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 
 def crash(point):
     """Kills its own process (as a fault in compiled code or the OOM killer would) where
-    ``point["crash"]``, else ``tests.sweep_tasks.compute(point)``."""
+    ``point["crash"]``, once the files ``point["after"]`` exist (60 s at most), else
+    ``tests.sweep_tasks.compute(point)``."""
     from tests.sweep_tasks import compute
 
     if point.get("crash"):
+        start = time.monotonic()
+        while not all(map(os.path.exists, point["after"])) and time.monotonic() - start < 60:
+            time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGKILL)
     return compute(point)
 

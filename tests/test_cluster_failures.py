@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from forgetting.sweep import RESTARTS_VARIABLE, WORKER_TIMEOUT_VARIABLE, ClusterError, \
-    SweepCluster, load_point, run_sweep
+    SweepCluster, load_point, point_key, run_sweep
 from tests import sweep_tasks
 from tests.test_sweep_cluster import (  # noqa: F401  (fixtures)
     ENV,
@@ -153,20 +153,32 @@ def test_repeated_worker_kills_end_in_the_serial_result_or_a_cluster_error(tmp_p
 
 def test_restart_budget_spent_stops_with_cluster_error(tmp_path):
     """With a budget of one restart, the second worker death stops the sweep: one line that
-    says so, the finished points kept (and equal to serial), within the time limit."""
+    says so, the finished points kept (and equal to serial), within the time limit. The
+    victims are workers that have run a point (so they had joined the cluster)."""
     points, path = sweep_points(tmp_path, 60, 0.3)
+    log = tmp_path / "log"
+    for p in points:
+        p["log"] = str(log)  # killed_once writes "<seed> <pid>" as a point starts
+    path.write_text(json.dumps(points))
     folder = tmp_path / "points"
     env = dict(ENV, **{RESTARTS_VARIABLE: "1"})
+    killed = set()
+
+    def kill_a_working_worker():
+        pids = [int(pid) for pid in log.read_text().split()[1::2]] if log.exists() else []
+        alive = [w for w in local_workers(proc.pid) if w.pid in pids and w.pid not in killed]
+        killed.update(w.pid for w in alive[:1])
+        return kill_pids(alive[:1])
+
     with client_process([sys.executable, "-m", "tests.cluster_client", folder, 2, path],
                         env=env) as proc:
-        wait_until(lambda: proc.poll() is not None or len(local_workers(proc.pid)) >= 2,
-                   "the local workers", LIMIT)
         wait_until(lambda: proc.poll() is not None or any(folder.glob("*.npz")),
                    "a first point", LIMIT)
         for _ in range(2):
-            kill_pids(local_workers(proc.pid)[:1])
-            time.sleep(2.5)  # the nanny restarts it; the client sees the loss
+            wait_until(lambda: proc.poll() is not None or kill_a_working_worker(),
+                       "a worker that runs points", LIMIT)
         status, err = finish(proc)
+    assert len(killed) == 2
     assert status == 3, err[-3000:]
     assert_one_line_error(err, "died 2 times, more than the 1 restarts allowed",
                           "points are checkpointed")
@@ -199,9 +211,11 @@ def test_point_that_kills_its_worker_every_time_is_a_cluster_error(tmp_path):
     naming the point; the other points are checkpointed."""
     from tests.cluster_client import crash
 
-    points = [{"seed": s} for s in range(3)] + [{"seed": 3, "crash": True}]
-    with pytest.raises(ClusterError, match=r"workers running point seed=3, crash=True died 4 "
-                       r"times .* points are checkpointed") as err:
+    points = [{"seed": s} for s in range(3)]
+    after = [str(tmp_path / f"{point_key(p)}.npz") for p in points]  # the others' checkpoints
+    points.append({"seed": 3, "crash": True, "after": after})
+    with pytest.raises(ClusterError, match=r"workers running point seed=3, crash=True, .* died "
+                       r"4 times .* 3 of 4 points are checkpointed") as err:
         run_sweep(crash, points, tmp_path, workers=2, progress=False)
     assert "run the same command again" in str(err.value)
     assert assert_kept_equal_serial(tmp_path, points[:3], every=True) == 3
