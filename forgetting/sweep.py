@@ -257,10 +257,23 @@ def fingerprint_differences(client: dict, worker: dict) -> list[str]:
             for key in sorted(set(client) | set(worker)) if client.get(key) != worker.get(key)]
 
 
+def _answers(client, func, *args) -> dict:
+    """``client.run(func, *args)`` on every worker: {worker: value or the exception it raised},
+    without the workers that died meanwhile (logged; a local one is restarted by the watch)."""
+    from distributed.comm.core import CommClosedError
+
+    answers = client.run(func, *args, on_error="return")
+    for worker in sorted(w for w, r in answers.items() if isinstance(r, CommClosedError)):
+        logger.warning("Dask: worker %s died while being checked", worker)
+        del answers[worker]
+    return answers
+
+
 def check_workers(client) -> None:
     """ClusterError unless every worker of ``client`` imports the project and has the client's
-    environment fingerprint (Python, package versions, sources)."""
-    imported = client.run(eval, IMPORT_CHECK, on_error="return")
+    environment fingerprint (Python, package versions, sources). A worker that dies while
+    being checked is left out (it is gone)."""
+    imported = _answers(client, eval, IMPORT_CHECK)
     failed = {w: r for w, r in imported.items() if isinstance(r, BaseException)}
     if failed:
         details = "; ".join(f"{w}: {type(e).__name__}: {e}" for w, e in sorted(failed.items()))
@@ -270,7 +283,12 @@ def check_workers(client) -> None:
             "there the same way (./bootstrap install, or pip install -c constraints.txt .) and "
             "start `dask worker` from that environment.")
     mine = environment_fingerprint()
-    theirs = client.run(environment_fingerprint)
+    theirs = _answers(client, environment_fingerprint)
+    failed = {w: r for w, r in theirs.items() if isinstance(r, BaseException)}
+    if failed:
+        raise ClusterError(f"the environment fingerprint failed on {len(failed)} Dask workers ("
+                           + "; ".join(f"{w}: {_one_line(e)}" for w, e in sorted(failed.items()))
+                           + ")")
     different = {w: fingerprint_differences(mine, fp) for w, fp in sorted(theirs.items())}
     different = {w: d for w, d in different.items() if d}
     if different:
@@ -380,7 +398,8 @@ class SweepCluster:
             # a spawned process per worker: a script that gets here needs the
             # `if __name__ == "__main__":` guard (the workers re-import the main module)
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                         processes=True, host="127.0.0.1", env=WORKER_ENV)
+                                         processes=True, host="127.0.0.1", env=WORKER_ENV,
+                                         preload=[__name__])  # dask_setup, below
             return Client(self._cluster)
         try:
             client = Client(self.scheduler, timeout=self.connect_timeout)
@@ -533,6 +552,12 @@ class OneLineLog(logging.Filter):
             for handler in logging.getLogger(name).handlers:
                 if not any(isinstance(f, cls) for f in handler.filters):
                     handler.addFilter(cls())
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook, run in every LocalCluster worker as it starts (restarts too): their
+    stderr is the client's, so their log keeps one line per event as well."""
+    OneLineLog.install()
 
 
 def run_sweep(task, points: list[dict], folder, workers: int = 1, progress: bool | None = None,
