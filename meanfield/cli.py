@@ -12,10 +12,11 @@ continuum backend's own grid, backend and resolution) is built and checked befor
 starts. Exit status: 0 done; 1 a run failed (the message names it; every finished run is
 checkpointed, so running again computes only the rest); 2 an invalid study (one line naming
 the key), a study file that cannot be read, or an output folder that cannot be created; 3 the
-Dask cluster cannot run it (unreachable, no workers, other versions); 4 the output folder is
-in use by another run; 5 the study finished and wrote everything, but some continuum points
+Dask cluster cannot run it (unreachable, no workers, other versions, lost); 4 the output folder
+is in use by another run; 5 the study finished and wrote everything, but some continuum points
 are flagged (under-resolved, or resolution = "auto" not converged; one line names them and
-the remedy) and ``[backend] allow_unresolved`` is not true.
+the remedy) and ``[backend] allow_unresolved`` is not true; 6 a result cannot be written (the
+message names the path and the command that resumes).
 
 A study file's ``[study] kind`` says which package runs it: "forgetting" (the default: the
 mean-field forgetting studies of ``forgetting.study``) or "realmodel" (all-MiniLM-L6-v2 under
@@ -28,6 +29,7 @@ import argparse
 import copy
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -72,10 +74,10 @@ def main(argv=None) -> int:
                        "tcp://host:8786 (default: config's study.scheduler)")
     args = parser.parse_args(argv)
     from continuum.sphere.parallel import mpi_world
-    from forgetting.sweep import ClusterError, FolderBusy, PointError
+    from forgetting.sweep import ClusterError, FolderBusy, PointError, WriteError
 
     # what went wrong -> exit status (module docstring); invalid studies exit with 2
-    exit_status = {PointError: 1, ClusterError: 3, FolderBusy: 4}
+    exit_status = {PointError: 1, ClusterError: 3, FolderBusy: 4, WriteError: 6}
 
     comm = mpi_world()
     root = comm is None or comm.rank == 0
@@ -132,8 +134,10 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
-    except (ClusterError, FolderBusy, PointError) as err:
-        print(f"meanfield: {err}", file=sys.stderr)
+    except (ClusterError, FolderBusy, PointError, WriteError) as err:
+        resume = f" (resume: meanfield {shlex.join(sys.argv[1:] if argv is None else argv)})"
+        print(f"meanfield: {err}{resume if type(err) in (ClusterError, WriteError) else ''}",
+              file=sys.stderr)
         return exit_status[type(err)]
     if root:
         print(summary["table"])  # the result: to stdout, messages went to the log (stderr)
