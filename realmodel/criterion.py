@@ -26,7 +26,8 @@ R^{-1} (unit columns r_i), left eigenvectors the rows l_i^H of R^{-1}, and
 :math:`\\tilde\\Delta = R^{-1} \\Delta R`: a = l_1^H Delta r_1, b = the rest of column 1 of
 tilde Delta, c^T the rest of row 1, E the rest, and Re a in place of a. The norms are those of
 the eigen-coordinates; in the original norm
-:math:`\\|\\tilde\\Delta\\| \\le \\kappa(R) \\|\\Delta\\|`, :math:`\\kappa(R) = \\|R\\|\\,\\|R^{-1}\\|`,
+:math:`\\|\\tilde\\Delta\\| \\le \\kappa(R) \\|\\Delta\\|`,
+:math:`\\kappa(R) = \\|R\\|\\,\\|R^{-1}\\|`,
 and |a| <= kappa_1 ||Delta|| with kappa_1 = ||l_1|| ||r_1|| the eigenvalue condition number:
 for a normal M both are 1 and the criterion is the one above. The criterion is sufficient,
 not necessary. When b = c = 0 the continued eigenvalue is lambda_1 + a exactly and the others

@@ -14,7 +14,8 @@ For fixed (x*, p) the amplitude is linear, :math:`A = \\sum_i y_i f_i / \\sum_i 
 :math:`f_i = (x_i - x^*)_+^p`, so the fits profile it out: p by bounded scalar minimisation of
 log p in [1/8, 8] and x* over a grid (every midpoint between distinct data points, and the
 points themselves, from 0 to the largest) with p on a log grid of 97 values, then refined by
-a bounded search in x* between the grid neighbours of the best (p re-optimised at each x*). With Gaussian errors of unknown variance,
+a bounded search in x* between the grid neighbours of the best (p re-optimised at each x*).
+With Gaussian errors of unknown variance,
 :math:`\\mathrm{AIC} = n \\log(\\mathrm{RSS}/n) + 2k` (k = 3 and 2).
 
 **Interval for x*.** Residual bootstrap of the threshold fit (the design x fixed, residuals

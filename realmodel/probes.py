@@ -52,7 +52,7 @@ from .weights import BertWeights
 
 __all__ = ["PROBE_KEYS", "probe_items", "probe_values", "probe_chance", "probe_ceiling",
            "bootstrap_probes", "similarity_probes", "retrieval_mrr", "qa_structure",
-           "mrr_chance", "task_accuracy", "check_weights"]
+           "mrr_chance", "task_accuracy", "check_weights", "lee_document_ids"]
 
 #: probe names (:func:`probe_values`), in table order
 PROBE_KEYS = ("simlex999", "wordsim353", "lee_pearson", "lee_spearman", "retrieval_mrr")
@@ -127,6 +127,11 @@ def _qa_task(n_pairs):
     answers = np.array([index(ids) for ids in a_ids])
     candidates, truth = np.unique(answers, return_inverse=True)
     return (tuple(texts),) + _readonly(questions, truth, candidates)
+
+
+def lee_document_ids() -> tuple:
+    """Token ids of the 50 Lee documents (the document-similarity probe's texts)."""
+    return _lee_task()[0]
 
 
 def _check_pairs(n_pairs):
