@@ -144,9 +144,10 @@ def _max_score(q, sources_t):
 
 
 @nb.njit(fastmath=True, cache=True)
-def _finish_target(x, q, shift, den, acc, sources_t, weights, V, normalized, out):
+def _finish_target(x, q, shift, den, acc, sources_t, weights, V, normalized, project, out):
     """out = P_x^perp V acc / den (SA) or P_x^perp V acc e^shift (USA), after recomputing acc
-    and den with the exact maximum as shift if the bound-shifted sum may have underflowed."""
+    and den with the exact maximum as shift if the bound-shifted sum may have underflowed
+    (without P_x^perp when ``project`` is False)."""
     d, n = sources_t.shape
     if den < _TINY:
         shift = _max_score(q, sources_t)
@@ -165,21 +166,35 @@ def _finish_target(x, q, shift, den, acc, sources_t, weights, V, normalized, out
             t += V[a, b] * acc[b]
         out[a] = factor * t
         xv += x[a] * out[a]
-    for a in range(d):
-        out[a] -= xv * x[a]
+    if project:
+        for a in range(d):
+            out[a] -= xv * x[a]
+
+
+@nb.njit(inline="always")
+def _tile_order(k, n_tiles, causal):
+    """Tile visited k-th: in order, or for a causal mask (tile t costs ~ t) interleaved
+    first, last, second, ... so that the parallel loop's contiguous chunks balance."""
+    k = np.int64(k)  # prange's index may be unsigned: keep the arithmetic in int64
+    if not causal:
+        return k
+    return k // 2 if k % 2 == 0 else np.int64(n_tiles) - 1 - k // 2
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
-def _field_kernel(targets, sources_t, weights, AT, V, beta, normalized, source_radius, out):
+def _field_kernel(targets, sources_t, weights, AT, V, beta, normalized, source_radius, causal,
+                  project, out):
     """Fill out[i] with the attention field at targets[i]; see the module docstring.
 
     Targets are processed in tiles of ``_TILE`` (in parallel); for each source block the tile's
-    targets reuse the block while it sits in cache.
+    targets reuse the block while it sits in cache. ``causal``: target i sums over the
+    sources j <= i only (targets are the sources, M = N).
     """
     m, d = targets.shape
     n = sources_t.shape[1]
     n_tiles = (m + _TILE - 1) // _TILE
-    for tile in prange(n_tiles):
+    for k in prange(n_tiles):
+        tile = _tile_order(k, n_tiles, causal)
         i0 = tile * _TILE
         tm = min(_TILE, m - i0)
         q = np.empty((tm, d))  # q_i = beta A^T x_i, so that s_ij = <q_i, y_j>
@@ -197,19 +212,23 @@ def _field_kernel(targets, sources_t, weights, AT, V, beta, normalized, source_r
                 q[i, a] = beta * t
                 qnorm2 += q[i, a] * q[i, a]
             shift[i] = math.sqrt(qnorm2) * source_radius
-        for j0 in range(0, n, _BLOCK):
-            nb_ = min(_BLOCK, n - j0)
+        n_src = min(n, i0 + tm) if causal else n
+        for j0 in range(0, n_src, _BLOCK):
+            nb_ = min(_BLOCK, n_src - j0)
             for i in range(tm):
-                den[i] += _accumulate_block(q[i], shift[i], sources_t, weights, j0, nb_,
-                                            s_buf, bits, acc[i])
+                nb_i = min(nb_, i0 + i + 1 - j0) if causal else nb_
+                if nb_i > 0:
+                    den[i] += _accumulate_block(q[i], shift[i], sources_t, weights, j0, nb_i,
+                                                s_buf, bits, acc[i])
         for i in range(tm):
-            _finish_target(targets[i0 + i], q[i], shift[i], den[i], acc[i], sources_t,
-                           weights, V, normalized, out[i0 + i])
+            top = i0 + i + 1 if causal else n
+            _finish_target(targets[i0 + i], q[i], shift[i], den[i], acc[i], sources_t[:, :top],
+                           weights[:top], V, normalized, project, out[i0 + i])
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
 def _field_kernel_gemm(targets, sources, sources_t, weights, A, V, beta, normalized,
-                       source_radius, block, out):
+                       source_radius, block, causal, project, out):
     """Same field as ``_field_kernel``, for large d: per tile of ``_GEMM_TILE`` targets and
     block of sources, the scores S = Q_tile Y_block^T and the sums E Y_block are BLAS
     matrix products (dgemm), the exponential is the vectorised one above.
@@ -220,7 +239,8 @@ def _field_kernel_gemm(targets, sources, sources_t, weights, A, V, beta, normali
     m, d = targets.shape
     n = sources.shape[0]
     n_tiles = (m + _GEMM_TILE - 1) // _GEMM_TILE
-    for tile in prange(n_tiles):
+    for k in prange(n_tiles):
+        tile = _tile_order(k, n_tiles, causal)
         i0 = tile * _GEMM_TILE
         tm = min(_GEMM_TILE, m - i0)
         q = beta * np.dot(targets[i0:i0 + tm], A)  # rows q_i = beta A^T x_i
@@ -233,16 +253,23 @@ def _field_kernel_gemm(targets, sources, sources_t, weights, A, V, beta, normali
         acc = np.zeros((tm, d))
         den = np.zeros(tm)
         bits = np.empty(block, dtype=np.int64)
-        for j0 in range(0, n, block):
-            nb_ = min(block, n - j0)
+        n_src = min(n, i0 + tm) if causal else n
+        for j0 in range(0, n_src, block):
+            nb_ = min(block, n_src - j0)
             E = np.dot(q, sources[j0:j0 + nb_].T)  # scores (tm, nb_)
             w = weights[j0:j0 + nb_]
             for i in range(tm):
-                den[i] += _weighted_exp(E[i], shift[i], w, nb_, bits)
+                nb_i = min(nb_, i0 + i + 1 - j0) if causal else nb_
+                if nb_i > 0:
+                    den[i] += _weighted_exp(E[i], shift[i], w, nb_i, bits)
+                for j in range(max(nb_i, 0), nb_):  # masked out (j > i): no contribution
+                    E[i, j] = 0.0
             acc += np.dot(E, sources[j0:j0 + nb_])
         for i in range(tm):
+            top = i0 + i + 1 if causal else n
             _finish_target(targets[i0 + i], q[i].copy(), shift[i], den[i], acc[i],
-                           sources_t, weights, V, normalized, out[i0 + i])
+                           sources_t[:, :top], weights[:top], V, normalized, project,
+                           out[i0 + i])
 
 
 #: below this many multiply-adds (M N d) the kernels run on one thread: waking Numba's thread
@@ -302,11 +329,17 @@ def check_cloud_shapes(targets, sources, weights, d: int) -> None:
                          f"got {weights.shape}")
 
 
-def direct_field(targets, sources, weights, model) -> np.ndarray:
+def direct_field(targets, sources, weights, model, project: bool = True) -> np.ndarray:
     """Attention field by direct summation, O(M N d) time and O(M d) memory (see
     :func:`continuum.kernels.attention_field` for the equation and the fully checked entry).
     Checks only what the kernel cannot survive: shapes and finite entries (a NaN would reach
-    the compiled kernel's integer conversions)."""
+    the compiled kernel's integer conversions).
+
+    A causal model (``model.causal``) needs the targets to be the sources in order (M = N):
+    target i sums over j <= i only, half the pairs, no N x N temporary (the same blocked
+    kernels, each target's last source block cut at j = i); SA normalises over j <= i, USA
+    divides by the prefix weight W_i = sum_{j <= i} w_j. ``project=False`` omits P_x^perp
+    (the attention output itself, as pre-LayerNorm adds it: :mod:`particles.norms`)."""
     check_model(model)
     targets = np.ascontiguousarray(targets, dtype=np.float64)
     sources = np.asarray(sources, dtype=np.float64)
@@ -314,6 +347,11 @@ def direct_field(targets, sources, weights, model) -> np.ndarray:
     check_cloud_shapes(targets, sources, weights, model.d)
     for name, values in (("targets", targets), ("sources", sources), ("weights", weights)):
         check_finite(values, name)
+    causal = bool(getattr(model, "causal", False))
+    if causal and targets.shape[0] != sources.shape[0]:
+        raise ValueError(f"a causal model's targets are its sources in order (target i "
+                         f"attends to sources j <= i): targets has {targets.shape[0]} rows, "
+                         f"sources {sources.shape[0]}")
     sources_t = np.ascontiguousarray(sources.T)
     out = np.empty_like(targets)
     if targets.shape[0] == 0:
@@ -326,10 +364,18 @@ def direct_field(targets, sources, weights, model) -> np.ndarray:
             block = int(min(_BLOCK, max(8, 262144 // (_GEMM_TILE * d))))
             _field_kernel_gemm(targets, sources, sources_t, weights,
                                np.ascontiguousarray(model.A), model.V, float(model.beta),
-                               bool(model.normalized), radius, block, out)
+                               bool(model.normalized), radius, block, causal, bool(project), out)
         else:
             _field_kernel(targets, sources_t, weights, np.ascontiguousarray(model.A.T), model.V,
-                          float(model.beta), bool(model.normalized), radius, out)
+                          float(model.beta), bool(model.normalized), radius, causal,
+                          bool(project), out)
+    if causal and not model.normalized:
+        prefix = np.cumsum(weights)
+        if not np.all(prefix > 0):
+            raise ValueError("weights: a causal USA model divides token i's field by the "
+                             "weight of its prefix, sum_{j <= i} w_j, so the first weight "
+                             "must be positive")
+        out /= prefix[:, None]
     if not np.all(np.isfinite(out)):
         raise FloatingPointError(_overflow_reason(targets, radius, weights, model))
     return out

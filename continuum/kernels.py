@@ -37,7 +37,7 @@ FIELD_METHODS = ("auto", "direct", "harmonic")
 
 
 def attention_field(targets, sources, weights, model, method: str = "auto",
-                    check: bool = True) -> np.ndarray:
+                    check: bool = True, tangent: bool = True) -> np.ndarray:
     """Attention field X at ``targets`` induced by the weighted cloud (``sources``, ``weights``).
 
     .. math::
@@ -70,9 +70,19 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
         0.1% of the direct sum at M = 1000, N = 10^5), so a NaN state is an error naming
         the array, never a crash in the compiled kernels or the transforms.
 
+    tangent : bool
+        True: the field X above. False: the attention output itself,
+        V sum_j w_j e^{beta<Qx, K y_j>} y_j / Z(x) without P_x^perp (what pre-LayerNorm adds
+        to the residual stream: :mod:`particles.norms`); direct sum only.
+
+    A causal model (``model.causal``, issue 24) needs targets = sources in order: target i
+    sums over j <= i (SA normalised over j <= i, USA divided by sum_{j <= i} w_j). The
+    harmonic expansions sum over the whole cloud, so a causal model (or ``tangent=False``)
+    takes the direct sum: "auto" falls back to it, "harmonic" is refused.
+
     Returns
     -------
-    ndarray (M, d), tangent to the sphere at each target.
+    ndarray (M, d), tangent to the sphere at each target (unless ``tangent=False``).
 
     Examples
     --------
@@ -85,6 +95,7 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
            [0.5, 0. , 0. ]])
     """
     check_choice(method, "method", FIELD_METHODS)
+    tangent = check_flag(tangent, "tangent")
     if check_flag(check, "check"):
         targets, sources, weights = _checked(targets, sources, weights, model)
     else:
@@ -97,6 +108,14 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
         for name, values in (("targets", targets), ("sources", sources), ("weights", weights)):
             check_finite(values, name, " (an integrator's state or a solver's density has "
                          "become NaN or inf)")
+    # --- issue 24: causal masks and the unprojected output take the direct sum -----------
+    if getattr(model, "causal", False) or not tangent:
+        if method == "harmonic":
+            raise ValueError("method='harmonic' expands the unmasked tangent field: a causal "
+                             "model or tangent=False needs method='direct' or 'auto' (which "
+                             "falls back to the direct sum)")
+        return direct_field(targets, sources, weights, model, project=tangent)
+    # ---------------------------------------------------------------------------------------
     if method == "direct" or targets.shape[0] == 0:
         return direct_field(targets, sources, weights, model)
     if model.d == 2:

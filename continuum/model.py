@@ -54,6 +54,12 @@ class Attention:
         Query, key and value matrices; identity by default.
     normalized : bool
         True for softmax attention (SA), False for the unnormalised variant (USA).
+    causal : bool
+        Causal mask (docs/design.md, "Causal masks"): token i attends to the tokens j <= i,
+        the row order of the particles' points. SA normalises over j <= i; USA divides by
+        the weight of the prefix, sum_{j <= i} w_j (1/i for equal weights), so that token i
+        is moved by the USA field of the probability measure of its prefix, the
+        (1/s) int_0^s mu_{s'} ds' of the mean-field limit.
     """
 
     beta: float = 1.0
@@ -62,17 +68,20 @@ class Attention:
     K: np.ndarray | None = None
     V: np.ndarray | None = None
     normalized: bool = True
+    causal: bool = False
     A: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
         d = check_integer(self.d, "d", low=2)
         beta = check_real(self.beta, "beta", low=0)
         check_flag(self.normalized, "normalized")
+        check_flag(self.causal, "causal")
         Q, K, V = (_matrix(getattr(self, n), d, n) for n in "QKV")
         A = Q.T @ K
         A.setflags(write=False)
         for name, value in (("d", d), ("beta", beta), ("Q", Q), ("K", K), ("V", V),
-                            ("A", A), ("normalized", bool(self.normalized))):
+                            ("A", A), ("normalized", bool(self.normalized)),
+                            ("causal", bool(self.causal))):
             object.__setattr__(self, name, value)
 
     def perturbed(self, *, V=None, Q=None, K=None) -> "Attention":
@@ -84,7 +93,15 @@ class Attention:
         for name, delta in (("Q", Q), ("K", K), ("V", V)):
             base = getattr(self, name)
             kw[name] = base if delta is None else base + _matrix(delta, self.d, f"{name} update")
-        return Attention(beta=self.beta, d=self.d, normalized=self.normalized, **kw)
+        return Attention(beta=self.beta, d=self.d, normalized=self.normalized,
+                         causal=self.causal, **kw)
+
+    def unmasked(self) -> "Attention":
+        """The same model without the causal mask (itself when it has none)."""
+        if not self.causal:
+            return self
+        return Attention(beta=self.beta, d=self.d, Q=self.Q, K=self.K, V=self.V,
+                         normalized=self.normalized)
 
     @property
     def name(self) -> str:
@@ -94,13 +111,19 @@ class Attention:
     def __repr__(self) -> str:
         def show(m):
             return "I" if np.array_equal(m, np.eye(self.d)) else f"<{self.d}x{self.d}>"
-        return (f"Attention({self.name}, beta={self.beta:g}, d={self.d}, Q={show(self.Q)}, "
+        mask = ", causal" if self.causal else ""
+        return (f"Attention({self.name}{mask}, beta={self.beta:g}, d={self.d}, Q={show(self.Q)}, "
                 f"K={show(self.K)}, V={show(self.V)})")
 
     def to_dict(self) -> dict:
-        """Plain-data description (for metadata in output files)."""
-        return {"beta": self.beta, "d": self.d, "normalized": self.normalized,
-                "Q": self.Q.tolist(), "K": self.K.tolist(), "V": self.V.tolist()}
+        """Plain-data description (for metadata in output files); ``causal`` appears only
+        when True, so unmasked models keep the description (and run fingerprints) of earlier
+        versions."""
+        out = {"beta": self.beta, "d": self.d, "normalized": self.normalized,
+               "Q": self.Q.tolist(), "K": self.K.tolist(), "V": self.V.tolist()}
+        if self.causal:
+            out["causal"] = True
+        return out
 
 
 _TARGETS = ("V", "Q", "K")

@@ -57,6 +57,11 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
     **options
         Passed to the solver (e.g. rtol, atol, field, cfl, limiter, progress).
 
+    A causal model (``Attention(causal=True)``, d = 2 or 3, "spectral") gives the causal
+    continuum: ``rho0`` is a callable of (points, s), ``slices=M`` position slices (default
+    17), and the result a :class:`continuum.circle.causal.CausalSolution` with densities of
+    shape (nt, M, n).
+
     Returns
     -------
     Solution
@@ -64,6 +69,23 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
     if not isinstance(model, Attention):
         raise TypeError(f"model must be an Attention, got {type(model).__name__}")
     on_unresolved = check_on_unresolved(on_unresolved)
+    # --- issue 24: a causal model's continuum is the family of position slices mu_s -------
+    if getattr(model, "causal", False):
+        if method != "spectral" or model.d not in (2, 3):
+            raise ValueError(f"a causal model's continuum (position slices mu_s) is built for "
+                             f"method='spectral' on S^1 and S^2 (d = 2, 3), got "
+                             f"method={method!r}, d={model.d}")
+        if isinstance(resolution, str) or tol is not None or max_resolution is not None:
+            raise ValueError("resolution='auto' is not available for a causal model: give "
+                             "the resolution (and slices=M)")
+        if model.d == 2:
+            from .circle.causal import solve_causal_spectral as causal_solver
+        else:
+            from .sphere.causal import solve_causal_sphere_spectral as causal_solver
+        return causal_solver(model, rho0, T, resolution=check_method(method, model.d,
+                                                                     resolution),
+                             times=times, on_unresolved=on_unresolved, **options)
+    # ----------------------------------------------------------------------------------------
     if isinstance(resolution, str) and resolution == "auto":
         from .refine import check_auto, solve_auto
         tol, start, top = check_auto(method, model.d, tol, max_resolution,

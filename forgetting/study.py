@@ -50,6 +50,8 @@ def _run(point: dict, model):
         options = {"method": b["method"]}
         if b["method"] == "dop853":
             options.update(rtol=b["rtol"], atol=1e-3 * b["rtol"])
+        if "norm" in cfg["model"]:  # issue 24: a LayerNorm placement other than "post"
+            options["norm"] = cfg["model"]["norm"]
         return run_backend(model, "particles", initial_density(cfg), cfg["time"]["T"], times,
                            n=b["n"], seed=b["seed"], **options)
     return run_backend(model, backend, initial_density(cfg), cfg["time"]["T"], times,

@@ -54,6 +54,8 @@ from continuum.timestep import (
     progress_bar,
 )
 
+from .norms import NORMS, norm_velocity, on_sphere
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["simulate", "Trajectory", "default_dt"]  # default_dt re-exported from continuum
@@ -74,6 +76,9 @@ class Trajectory:
     weights : ndarray (N,)
     model : Attention
     info : dict  (method, dt, steps or nfev, wall time, ...)
+    radii : ndarray (nt, N) or None
+        |x_i| for the LayerNorm placements that leave the sphere (``norm="pre"``, ``"peri"``:
+        the tokens are x_i = radii * points); None on the sphere.
     """
 
     times: np.ndarray
@@ -81,6 +86,7 @@ class Trajectory:
     weights: np.ndarray
     model: object
     info: dict = field(default_factory=dict)
+    radii: np.ndarray | None = None
 
     def measure(self, i: int) -> Measure:
         """Empirical measure sum_j w_j delta_{x_j(t_i)} at saved time ``times[i]``."""
@@ -92,7 +98,8 @@ class Trajectory:
 
 def simulate(model, x0, T: float, times=None, dt: float | None = None, method: str = "rk4",
              rtol: float = 1e-10, atol: float = 1e-12, progress: bool | None = None,
-             checkpoint=None, field: str = "auto", max_steps: int = MAX_STEPS) -> Trajectory:
+             checkpoint=None, field: str = "auto", max_steps: int = MAX_STEPS,
+             norm: str = "post") -> Trajectory:
     """Move N tokens by the attention dynamics dx_i/dt = X[mu_N](x_i) up to time T.
 
     Parameters
@@ -126,6 +133,15 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         Step budget: "rk4" and "layers" refuse a dt needing more steps before any work;
         "dop853" stops with ``continuum.timestep.StepCollapseError`` (saying why) when its
         step stays so small that the rest of the run would need more.
+    norm : {"post", "pre", "peri", "ngpt"}
+        LayerNorm placement (:mod:`particles.norms`): "post" the dynamics on the sphere
+        above; "pre" moves x_i in R^d by x_i' = u(x_i / |x_i|), the attention output at the
+        normalised tokens; "peri" by x_i' = u / |u|; "ngpt" on the sphere by
+        theta_i' = P^perp u / |u|. For "pre" and "peri" the saved ``points`` are
+        x_i / |x_i| and ``Trajectory.radii`` holds |x_i|; nothing is retracted.
+
+    A causal model (``Attention(causal=True)``) masks by the row order of x0: token i
+    attends to the tokens j <= i (:func:`continuum.kernels.attention_field`).
 
     Returns
     -------
@@ -135,6 +151,10 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         raise TypeError(f"model must be an Attention, got {type(model).__name__}")
     check_choice(method, "method", METHODS)
     check_choice(field, "field", FIELD_METHODS)
+    check_choice(norm, "norm", NORMS)
+    if field == "harmonic" and (getattr(model, "causal", False) or norm != "post"):
+        raise ValueError("field='harmonic' expands the unmasked tangent field: a causal model "
+                         "or norm other than 'post' takes field='direct' or 'auto'")
     check_flag(progress, "progress", allow_none=True)
     max_steps = check_integer(max_steps, "max_steps", low=1)
     if isinstance(x0, Measure):
@@ -185,7 +205,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                 f"max_steps = {max_steps}. Why and what to do: "
                 f"{collapse_reason(model, 'particles')}")
     out = np.empty((times.size, n, d))
-    run_key = _fingerprint(model, mu0, times, method, dt, rtol, atol, field)
+    run_key = _fingerprint(model, mu0, times, method, dt, rtol, atol, field, norm)
     state = _load_checkpoint(checkpoint, run_key, out)
     k_done, t, x, counter, h_last = state
     info = {"method": method, "resumed_from_index": k_done} if k_done else {"method": method}
@@ -193,6 +213,11 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
 
     def rhs(y):  # RK stages leave the sphere by O(dt^2) on purpose: no sphere check
         return attention_field(y, y, w, model, method=field, check=False)
+
+    if norm != "post":  # issue 24: the other LayerNorm placements (particles.norms)
+        rhs = norm_velocity(norm, lambda y: attention_field(y, y, w, model, method=field,
+                                                            check=False, tangent=False))
+    sphere = on_sphere(norm)
 
     if k_done == 0:
         x = np.ascontiguousarray(mu0.points, dtype=np.float64).copy()
@@ -217,14 +242,16 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                     bar.update(min(solver.t, T) - bar.n)
                 y = solver.y if solver.t == t_save else solver.dense_output()(t_save)
                 y = y.reshape(n, d)
-                counter["radius_drift"] = max(counter.get("radius_drift", 0.0),
-                                              float(np.abs(np.linalg.norm(y, axis=1) - 1).max()))
+                if sphere:
+                    counter["radius_drift"] = max(
+                        counter.get("radius_drift", 0.0),
+                        float(np.abs(np.linalg.norm(y, axis=1) - 1).max()))
                 # a resumed run starts a new solver: count its evaluations from 0, on top of
                 # those of the checkpoint
                 counter["nfev"] = counter.get("nfev", 0) + solver.nfev - seen
                 seen = solver.nfev
                 h_last = solver.h_abs if solver.h_abs else None
-                x = y / np.linalg.norm(y, axis=1, keepdims=True)
+                x = y / np.linalg.norm(y, axis=1, keepdims=True) if sphere else y.copy()
         else:
             gap = t_save - t
             n_sub = int(math.ceil(gap / dt - 1e-9)) if gap > 0 else 0
@@ -239,7 +266,8 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                 else:
                     with np.errstate(over="ignore"):  # _retract reports an overflow
                         x = x + h * rhs(x)
-                x = _retract(x, model, h)
+                if sphere:
+                    x = _retract(x, model, h)
                 counter["steps"] = counter.get("steps", 0) + 1
                 bar.update(h)
         t = t_save
@@ -251,12 +279,19 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     info.update(counter)
     info.update({"rtol": rtol, "atol": atol} if method == "dop853" else {"dt": dt})
     info["wall_time_s"] = _time.perf_counter() - wall
+    radii = None
+    if not sphere:  # x = r theta: save theta on the sphere and r apart
+        info["norm"] = norm
+        radii = np.linalg.norm(out, axis=2)
+        out = out / radii[..., None]
+    elif norm != "post":
+        info["norm"] = norm
     # finite, on the sphere, probability weights, every requested time saved (issue 22)
     check_result(label, times, times, out, weights=w)
     times = times.copy()
-    for a in (times, out, w):
+    for a in (times, out, w) + (() if radii is None else (radii,)):
         a.setflags(write=False)
-    return Trajectory(times=times, points=out, weights=w, model=model, info=info)
+    return Trajectory(times=times, points=out, weights=w, model=model, info=info, radii=radii)
 
 
 #: rows longer than this are scaled by their largest entry before |x| (whose square would
@@ -282,7 +317,7 @@ def _retract(x: np.ndarray, model, h: float) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def _fingerprint(model, mu0, times, method, dt, rtol, atol, field) -> str:
+def _fingerprint(model, mu0, times, method, dt, rtol, atol, field, norm="post") -> str:
     """Hash identifying a run, so that a checkpoint is never resumed into another run."""
     digest = hashlib.sha256()
     digest.update(json.dumps(model.to_dict(), sort_keys=True).encode())
@@ -290,6 +325,8 @@ def _fingerprint(model, mu0, times, method, dt, rtol, atol, field) -> str:
         digest.update(np.ascontiguousarray(array).tobytes())
     step = f"{rtol!r},{atol!r}" if method == "dop853" else repr(dt)
     digest.update(f"{method}|{step}|{field}".encode())
+    if norm != "post":  # unchanged keys for the runs of earlier versions
+        digest.update(f"|norm={norm}".encode())
     return digest.hexdigest()
 
 

@@ -36,6 +36,10 @@ CASES = (
     "forgetting_depth_transition",
     "paper_observables",
     "forgetting_continuum_vs_particles",
+    # the transformer family (issue 24)
+    "causal_mask",
+    "layernorm_equiangular",
+    "forgetting_family_threshold",
     # a real transformer (all-MiniLM-L6-v2)
     "realmodel_head_flow",
     "realmodel_ov_flips",
@@ -63,4 +67,6 @@ COST_S = {
     "growth_rates": 14.0,
     "forgetting_norm_transition": 12.0,
     "forgetting_depth_transition": 11.0,
+    "causal_mask": 60.0,  # measured 2026-12-04, 2 workers, load about 3
+    "forgetting_family_threshold": 15.0,  # measured 2026-12-04
 }

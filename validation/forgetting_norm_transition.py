@@ -30,13 +30,15 @@ def gapped_V(d, g):
     return np.diag([1.0] + [1.0 - k * g for k in range(1, d)])
 
 
-def e2_wins(d, g, eps, T=100.0, beta=1.0, n=100, seed=0) -> bool:
-    """True if the fine-tuned tokens drift towards e2 in the clustered regime (see docstring)."""
+def e2_wins(d, g, eps, T=100.0, beta=1.0, n=100, seed=0, causal=False, norm="post") -> bool:
+    """True if the fine-tuned tokens drift towards e2 in the clustered regime (see docstring);
+    ``causal`` and ``norm`` select the mask and the LayerNorm placement (issue 24)."""
     V = gapped_V(d, g)
     V[1, 1] += eps
-    model = Attention(beta=beta, d=d, V=V)
+    model = Attention(beta=beta, d=d, V=V, causal=causal)
     x0 = sample("uniform", n=n, d=d, seed=seed)
-    traj = simulate(model, x0, T, times=[0.5 * T, T], method="dop853", rtol=1e-8, atol=1e-10)
+    traj = simulate(model, x0, T, times=[0.5 * T, T], method="dop853", rtol=1e-8, atol=1e-10,
+                    norm=norm)
     x = np.abs(traj.points) + 1e-300
     s = np.mean(np.log(x[:, :, 1]) - np.log(x[:, :, 0]), axis=1)
     return bool(s[1] > s[0])

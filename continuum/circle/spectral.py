@@ -51,10 +51,12 @@ def spectral_tail(rho: np.ndarray) -> float:
     return float(c[rho.size // 3:].max() / c[0])
 
 
-def spectral_rhs(model, rho, theta, h, path):
-    """d rho / dt = -d/dtheta (rho v[rho]) on the nodes (de-aliased by 3/2 padding)."""
+def spectral_rhs(model, rho, theta, h, path, source=None):
+    """d rho / dt = -d/dtheta (rho v[rho]) on the nodes (de-aliased by 3/2 padding); with
+    ``source`` the speed is that of the density ``source`` (rho moved by v[source]: the causal
+    slices, :mod:`continuum.circle.causal`)."""
     n = rho.size
-    v, _ = circle_velocity(model, theta, rho * h, path)
+    v, _ = circle_velocity(model, theta, (rho if source is None else source) * h, path)
     m = 3 * n // 2 + (3 * n // 2) % 2
     flux = fourier_interpolate(rho, m) * fourier_interpolate(v, m)
     return -spectral_derivative(fourier_restrict(flux, n), n)

@@ -253,15 +253,24 @@ class SphereSpectral:
         return attention_field(self.grid.points, self.grid.points, rho * self.grid.weights,
                                self.model, method=self.path, check=False)
 
-    def rhs(self, coefficients: np.ndarray) -> np.ndarray:
-        """d a / dt (real coefficients) = Galerkin projection of -div_S(rho X[rho])."""
+    def rhs(self, coefficients: np.ndarray, source: np.ndarray | None = None) -> np.ndarray:
+        """d a / dt (real coefficients) = Galerkin projection of -div_S(rho X[rho]); with
+        ``source`` (coefficients of another density) rho is moved by X[source] (the causal
+        slices, :mod:`continuum.sphere.causal`)."""
         import ducc0
 
         ntheta, nphi = self.grid.shape
-        alm = from_real(coefficients, self.L)
-        rho = ducc0.sht.synthesis_2d(alm=alm[None], spin=0, lmax=self.L, geometry="GL",
-                                     ntheta=ntheta, nphi=nphi)[0].ravel()
-        flux = self.field_at_nodes(alm, rho) * (rho * self.grid.weights)[:, None]
+
+        def nodal(c):
+            alm = from_real(c, self.L)
+            return alm, ducc0.sht.synthesis_2d(alm=alm[None], spin=0, lmax=self.L,
+                                               geometry="GL", ntheta=ntheta,
+                                               nphi=nphi)[0].ravel()
+
+        alm, rho = nodal(coefficients)
+        field = self.field_at_nodes(alm, rho) if source is None else \
+            self.field_at_nodes(*nodal(source))
+        flux = field * (rho * self.grid.weights)[:, None]
         weighted = np.stack([np.einsum("ij,ij->i", flux, self.grid.e_theta),
                              np.einsum("ij,ij->i", flux, self.grid.e_phi)])
         out = ducc0.sht.adjoint_synthesis_2d(map=weighted.reshape(2, ntheta, nphi), spin=1,
