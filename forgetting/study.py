@@ -33,7 +33,15 @@ from .config import AUTO, ConfigError, base_model, build_models, initial_density
 from .refinement import settle_levels
 from .report import REFINEMENT, figures, table
 from .runs import MeasureSeries, deviations, gronwall_curve, run_backend, time_to_deviation
-from .sweep import FolderBusy, FolderLock, SweepCluster, point_key, run_sweep, write_atomic
+from .sweep import (
+    FolderBusy,
+    FolderLock,
+    SweepCluster,
+    WriteError,
+    point_key,
+    run_sweep,
+    write_atomic,
+)
 
 __all__ = ["evaluate_run", "evaluate_point", "run_study"]
 
@@ -178,16 +186,18 @@ def run_study(cfg: dict, progress: bool | None = None) -> dict:
     out = Path(cfg["study"]["output"])
     # one run per output folder at a time; under MPI rank 0 takes the lock and tells the
     # others whether it got it (a rank that went on alone would hang in the first DG solve)
-    lock, busy = FolderLock(out), None
+    # (in use: FolderBusy; the lock file cannot be written: WriteError; both reach every rank)
+    lock, failure = FolderLock(out), None
     if root:
         try:
             lock.__enter__()
-        except FolderBusy as err:
-            busy = str(err)
+        except (FolderBusy, WriteError) as err:
+            failure = (type(err).__name__, str(err))
     if comm is not None:
-        busy = bcast_from_root(comm, busy if root else None)
-    if busy is not None:
-        raise FolderBusy(busy)
+        failure = bcast_from_root(comm, failure if root else None)
+    if failure is not None:
+        kind, message = failure
+        raise (FolderBusy if kind == "FolderBusy" else WriteError)(message)
     try:
         return _run_locked(cfg, out, workers, scheduler, root, progress)
     finally:

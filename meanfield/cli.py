@@ -1,7 +1,7 @@
 """Command line.
 
     meanfield demo [--out DIR] [--workers N] [--scheduler tcp://HOST:PORT]
-    meanfield run STUDY.toml [--out DIR] [--workers N] [--scheduler tcp://HOST:PORT]
+    meanfield run STUDY.toml [--out DIR] [--workers N] [--scheduler tcp://HOST:PORT] [--quick]
     mpirun -n 2 meanfield run STUDY.toml      every DG solve of the study on both ranks
 
 ``--workers N`` runs a forgetting study on a local Dask cluster of N processes,
@@ -12,14 +12,16 @@ continuum backend's own grid, backend and resolution) is built and checked befor
 starts. Exit status: 0 done; 1 a run failed (the message names it; every finished run is
 checkpointed, so running again computes only the rest); 2 an invalid study (one line naming
 the key), a study file that cannot be read, or an output folder that cannot be created; 3 the
-Dask cluster cannot run it (unreachable, no workers, other versions); 4 the output folder is
-in use by another run; 5 the study finished and wrote everything, but some continuum points
+Dask cluster cannot run it (unreachable, no workers, other versions, lost); 4 the output folder
+is in use by another run; 5 the study finished and wrote everything, but some continuum points
 are flagged (under-resolved, or resolution = "auto" not converged; one line names them and
-the remedy) and ``[backend] allow_unresolved`` is not true.
+the remedy) and ``[backend] allow_unresolved`` is not true; 6 a result cannot be written (the
+message names the path and the command that resumes).
 
 A study file's ``[study] kind`` says which package runs it: "forgetting" (the default: the
-mean-field forgetting studies of ``forgetting.study``) or "realmodel" (all-MiniLM-L6-v2 under
-LoRA, ``realmodel.study``).
+mean-field forgetting studies of ``forgetting.study``), "realmodel" (all-MiniLM-L6-v2 under
+LoRA, ``realmodel.study``) or "onset" (where forgetting starts in eps / g, unit by unit,
+``realmodel.onset_study``; ``--quick`` runs its quick mode).
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import argparse
 import copy
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
-STUDY_KINDS = ("forgetting", "realmodel")
+STUDY_KINDS = ("forgetting", "realmodel", "onset")
 
 
 def study_kind(path) -> str:
@@ -63,6 +66,8 @@ def main(argv=None) -> int:
                           "S^1 (finite volumes + particle cross-check), about a minute")
     run = sub.add_parser("run", help="run a study from a TOML config")
     run.add_argument("study", help="path of the TOML study file")
+    run.add_argument("--quick", action="store_true", help="onset studies: the quick mode "
+                     "(one head, four eps, one random draw; output in <output>/quick)")
     for p in (demo, run):
         p.add_argument("--out", help="output folder (default: the config's study.output; "
                        "demo: ./meanfield-out/demo)")
@@ -72,10 +77,10 @@ def main(argv=None) -> int:
                        "tcp://host:8786 (default: config's study.scheduler)")
     args = parser.parse_args(argv)
     from continuum.sphere.parallel import mpi_world
-    from forgetting.sweep import ClusterError, FolderBusy, PointError
+    from forgetting.sweep import ClusterError, FolderBusy, PointError, WriteError
 
     # what went wrong -> exit status (module docstring); invalid studies exit with 2
-    exit_status = {PointError: 1, ClusterError: 3, FolderBusy: 4}
+    exit_status = {PointError: 1, ClusterError: 3, FolderBusy: 4, WriteError: 6}
 
     comm = mpi_world()
     root = comm is None or comm.rank == 0
@@ -84,7 +89,17 @@ def main(argv=None) -> int:
     try:
         _check_options(args, ConfigError)
         kind = "forgetting" if args.command == "demo" else study_kind(args.study)
-        if kind == "realmodel":
+        if getattr(args, "quick", False) and kind != "onset":
+            raise ConfigError("'--quick': only onset studies ([study] kind = \"onset\") have a "
+                              "quick mode")
+        if kind == "onset":
+            from realmodel.onset_study import load_onset_study
+
+            if args.scheduler or comm is not None:
+                raise ConfigError("onset studies run in one process: no --scheduler, no "
+                                  "mpirun")
+            cfg = load_onset_study(args.study, quick=args.quick)
+        elif kind == "realmodel":
             from realmodel.study import load_study as load_realmodel_study
 
             if args.scheduler or comm is not None:
@@ -95,8 +110,9 @@ def main(argv=None) -> int:
             cfg = validate_config(copy.deepcopy(DEFAULT_STUDY))
         else:
             cfg = load_study(args.study)
-        if args.out is not None:
-            cfg["study"]["output"] = args.out
+        if args.out is not None:  # an onset study's quick mode writes to <out>/quick
+            cfg["study"]["output"] = str(Path(args.out) / "quick") if getattr(
+                args, "quick", False) else args.out
         if args.workers is not None:
             if cfg["study"].get("scheduler"):
                 logging.getLogger(__name__).info(
@@ -121,7 +137,11 @@ def main(argv=None) -> int:
     # Dask's own chatter: its loggers take their levels from this when distributed is imported
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     try:
-        if kind == "realmodel":
+        if kind == "onset":
+            from realmodel.onset_study import run_onset_study
+
+            summary = run_onset_study(cfg)
+        elif kind == "realmodel":
             from realmodel.study import run_study as run_realmodel_study
 
             summary = run_realmodel_study(cfg)
@@ -132,8 +152,10 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"meanfield: invalid study: {err}", file=sys.stderr)
         return 2
-    except (ClusterError, FolderBusy, PointError) as err:
-        print(f"meanfield: {err}", file=sys.stderr)
+    except (ClusterError, FolderBusy, PointError, WriteError) as err:
+        resume = f" (resume: meanfield {shlex.join(sys.argv[1:] if argv is None else argv)})"
+        print(f"meanfield: {err}{resume if type(err) in (ClusterError, WriteError) else ''}",
+              file=sys.stderr)
         return exit_status[type(err)]
     if root:
         print(summary["table"])  # the result: to stdout, messages went to the log (stderr)

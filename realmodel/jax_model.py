@@ -1,7 +1,8 @@
 """The BERT forward pass of :mod:`realmodel.numpy_model` in JAX, float32, with LoRA.
 
 Same equations as the numpy reference (embeddings and their LayerNorm, post-LN layers with
-exact GELU, mean pooling over the attention mask, L2 normalisation), computed in **float32**
+exact GELU, mean pooling over the attention mask or the [CLS] token, L2 normalisation),
+computed in **float32**
 (JAX's default; the stored MiniLM weights are float32 too), so it agrees with the float64
 reference to float32 round-off amplified through the layers (the tests bound it). Matrix
 products use ``Precision.HIGHEST`` (full float32 on every backend).
@@ -100,7 +101,8 @@ def _linear(x, W, b, ab=None, scale=1.0):
     return y
 
 
-def forward_batch(params, ids, mask, lora=None, config=None, *, n_heads: int, ln_eps: float):
+def forward_batch(params, ids, mask, lora=None, config=None, *, n_heads: int, ln_eps: float,
+                  pooling: str = "mean"):
     """Hidden states (L + 1, B, n, H) and sentence embeddings (B, H) of a padded batch.
 
     Pure function of arrays (differentiable in ``params`` and ``lora``); jit it, or use the
@@ -139,13 +141,16 @@ def forward_batch(params, ids, mask, lora=None, config=None, *, n_heads: int, ln
         x = _layer_norm(y + _linear(hmid, lw["W_2"], lw["b_2"]), lw["ln2_gamma"],
                         lw["ln2_beta"], ln_eps)
         states.append(x)
-    m = mask[..., None].astype(x.dtype)
-    pooled = jnp.sum(x * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1e-9)
+    if pooling == "cls":
+        pooled = x[:, 0]
+    else:
+        m = mask[..., None].astype(x.dtype)
+        pooled = jnp.sum(x * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1e-9)
     norm = jnp.sqrt(jnp.sum(pooled ** 2, axis=-1, keepdims=True))
     return jnp.stack(states), pooled / jnp.maximum(norm, 1e-12)
 
 
-_forward_jit = jax.jit(forward_batch, static_argnames=("config", "n_heads", "ln_eps"))
+_forward_jit = jax.jit(forward_batch, static_argnames=("config", "n_heads", "ln_eps", "pooling"))
 
 
 def encode(weights: BertWeights, ids_list, lora=None, config=None, batch_size: int = 8,
@@ -182,7 +187,8 @@ def encode(weights: BertWeights, ids_list, lora=None, config=None, batch_size: i
             raise ValueError(f"ids_list[{i}] has ids outside [0, {weights.vocab_size - 1}]")
     buckets = tuple(b for b in BUCKETS if b <= weights.max_positions) or (weights.max_positions,)
     params = jax_params(weights)
-    run = partial(_forward_jit, config=config, n_heads=weights.n_heads, ln_eps=weights.ln_eps)
+    run = partial(_forward_jit, config=config, n_heads=weights.n_heads, ln_eps=weights.ln_eps,
+                  pooling=weights.pooling)
     out = np.zeros((len(ids_list), weights.hidden), dtype=np.float32)
     states = [None] * len(ids_list)
     by_bucket = {}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["LoraConfig", "TARGETS", "lora_key", "init_lora", "dense_updates", "random_control",
-           "scale_lora", "lora_norms", "merge_lora"]
+           "haar_frame", "scale_lora", "lora_norms", "merge_lora"]
 
 #: matrices LoRA may target (attention query, key, value)
 TARGETS = ("Q", "K", "V")
@@ -144,7 +144,7 @@ def lora_norms(lora: dict, config: LoraConfig) -> dict:
     return out
 
 
-def _haar_frame(rng, n: int, r: int) -> np.ndarray:
+def haar_frame(rng, n: int, r: int) -> np.ndarray:
     """n x r matrix with orthonormal columns, Haar-distributed (QR of a Gaussian matrix with
     the signs of R's diagonal fixed)."""
     q, rr = np.linalg.qr(rng.standard_normal((n, r)))
@@ -169,8 +169,8 @@ def random_control(lora: dict, config: LoraConfig, seed=0, dtype=np.float32) -> 
     out = {}
     for key, delta in dense_updates(lora, config).items():
         sigma = np.linalg.svd(delta, compute_uv=False)[:config.rank]
-        U = _haar_frame(rng, delta.shape[0], config.rank)
-        V = _haar_frame(rng, delta.shape[1], config.rank)
+        U = haar_frame(rng, delta.shape[0], config.rank)
+        V = haar_frame(rng, delta.shape[1], config.rank)
         scale = config.scale if config.scale != 0 else 1.0
         out[key] = {"A": V.T.astype(dtype), "B": (U * sigma / scale).astype(dtype)}
     return out

