@@ -22,6 +22,8 @@ core modules that import from ``continuum.circle`` or ``continuum.sphere``.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -30,6 +32,8 @@ from .direct import check_cloud_shapes, check_finite, check_model, check_weights
 from .direct import interaction_energy as direct_energy
 from .direct import log_kernel_mean as direct_log_kernel_mean
 from .geometry import check_on_sphere, check_points
+from .family import check_family, sum_heads
+from .model import Attention
 
 __all__ = ["attention_field", "interaction_energy", "log_kernel_mean", "FIELD_METHODS"]
 
@@ -56,7 +60,9 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
     weights : ndarray (N,)
         Non-negative weights of the measure (probability weights for the mean-field model;
         for SA only their ratios matter).
-    model : Attention
+    model : Attention or MultiHead
+        A MultiHead's field is sum_h w_h X_h, each head's X_h by this function with its own
+        path (``continuum.family``).
     method : {"auto", "direct", "harmonic"}
         Evaluation path (module docstring).
     check : bool
@@ -94,6 +100,8 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
     array([[0. , 0.5, 0. ],
            [0.5, 0. , 0. ]])
     """
+    if not isinstance(model, Attention):  # several heads: head by head, each its own path
+        return _field_of_heads(targets, sources, weights, model, method, check, tangent)
     check_choice(method, "method", FIELD_METHODS)
     tangent = check_flag(tangent, "tangent")
     if check_flag(check, "check"):
@@ -142,6 +150,15 @@ def attention_field(targets, sources, weights, model, method: str = "auto",
     return direct_field(targets, sources, weights, model)
 
 
+def _field_of_heads(targets, sources, weights, model, method, check, tangent):
+    """sum_h w_h X_h: the per-head loop of :func:`attention_field` for a MultiHead (a Layers
+    is refused: its model in force depends on the time)."""
+    check_family(model, layers=False)
+    return sum_heads(model, lambda head: attention_field(targets, sources, weights, head,
+                                                         method=method, check=check,
+                                                         tangent=tangent))
+
+
 def interaction_energy(points, weights, model) -> float:
     """Interaction energy of the measure sum_j w_j delta_{x_j}:
 
@@ -154,7 +171,12 @@ def interaction_energy(points, weights, model) -> float:
     (:func:`continuum.direct.interaction_energy`, O(M^2)), or on S^2 for clouds of at least
     2^22 pairs with beta ||Q^T K|| <= 9 and beta >= 1e-3 the spherical-harmonic expansion
     (:func:`continuum.sphere.harmonic.harmonic_energy`, O(M), absolute error below 1e-9).
+    A MultiHead's energy is sum_h w_h E_h: for USA heads with Q_h^T K_h = V_h = V_h^T the
+    field sum_h w_h X_h is its gradient, so dE/dt = int |X|^2 dmu holds as for one head.
     """
+    if not isinstance(model, Attention):
+        check_family(model, layers=False)
+        return float(sum_heads(model, lambda head: interaction_energy(points, weights, head)))
     d = check_model(model).d
     points = check_points(points, "points", d)
     weights = check_weights(weights, len(points))
@@ -174,7 +196,11 @@ def log_kernel_mean(points, weights, model, energy: float | None = None) -> floa
     """log int int e^{beta <Qx, Ky>} dmu dmu, finite for every beta (the energy's log-space
     companion: E = expm1(log_kernel_mean) / (2 beta)). Given the measure's ``energy`` (finite,
     beta > 0) it is log1p(2 beta E), free; else the shifted direct sum
-    (:func:`continuum.direct.log_kernel_mean`)."""
+    (:func:`continuum.direct.log_kernel_mean`). Not defined for several heads (a MultiHead has
+    no single kernel): NaN."""
+    if not isinstance(model, Attention):
+        check_family(model, layers=False)
+        return math.nan
     d = check_model(model).d
     points = check_points(points, "points", d)
     weights = check_weights(weights, len(points))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import as_real_array
-from .direct import check_model
+from .family import check_family
 from .geometry import check_on_sphere
 from .kernels import attention_field, interaction_energy
 
@@ -90,7 +90,7 @@ class Measure:
 
     def interaction_energy(self, model) -> float:
         """(1/(2 beta)) int int (e^{beta <Qx,Ky>} - 1) dmu dmu; see kernels.interaction_energy."""
-        check_model(model, d=self.d)
+        check_family(model, d=self.d, layers=False)
         return interaction_energy(self.points, self.weights, model)
 
     def field(self, model, targets=None) -> np.ndarray:

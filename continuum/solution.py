@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .family import model_at
 from .invariants import check_result
 from .kernels import log_kernel_mean
 from .measure import Measure
@@ -30,14 +31,16 @@ class Solution:
         Recorded along the run: ``mass`` (int rho, before normalisation), ``order_parameter``
         |int x dmu|, ``energy`` (see kernels.interaction_energy), ``log_kernel_mean``
         (log int int e^{beta <Qx,Ky>} dmu dmu, computed in log space: finite where the energy
-        exceeds float64, E = expm1(log_kernel_mean) / (2 beta)), ``min_density``.
+        exceeds float64, E = expm1(log_kernel_mean) / (2 beta)), ``min_density``. For a
+        MultiHead the energy is sum_h w_h E_h and log_kernel_mean NaN (no single kernel); for
+        Layers both are those of the layer in force at the saved time.
     info : dict
         Solver, resolution, step counts, the initial rescaling factor, ...; an under-resolved
         run (``on_unresolved="warn"``, or the partial Solution of ``UnderResolved``) has
         ``under_resolved_from``, ``under_resolved`` and ``under_resolved_remedy`` (and
         ``stopped_at`` when it stopped early); ``resolution="auto"`` adds
         ``error_estimate``, ``resolutions``, ``differences`` and ``observed_order``.
-    model : Attention
+    model : Attention, MultiHead or Layers
     """
 
     times: np.ndarray
@@ -88,12 +91,13 @@ def finish_solution(model, times, points, quadrature, densities, info,
     mass = densities @ quadrature
     clipped = np.maximum(-densities, 0.0) @ quadrature
     order, energy, log_mean = [], [], []
-    for rho in densities:
+    for t, rho in zip(times, densities):
         masses = np.maximum(rho, 0.0) * quadrature
         mu = Measure(points, masses / masses.sum())
         order.append(mu.order_parameter())
-        energy.append(mu.interaction_energy(model))
-        log_mean.append(log_kernel_mean(mu.points, mu.weights, model, energy[-1]))
+        in_force = model_at(model, t)[0]  # a Layers: the layer in force at the saved time
+        energy.append(mu.interaction_energy(in_force))
+        log_mean.append(log_kernel_mean(mu.points, mu.weights, in_force, energy[-1]))
     diagnostics = {"mass": mass, "order_parameter": np.array(order),
                    "energy": np.array(energy), "log_kernel_mean": np.array(log_mean),
                    "min_density": densities.min(axis=1)}

@@ -8,6 +8,7 @@ so that importing :mod:`continuum` does not load DOLFINx.
 from __future__ import annotations
 
 from .checks import check_choice
+from .family import check_family, heads_of, layers_of
 from .model import Attention
 from .resolution import check_on_unresolved
 
@@ -25,8 +26,10 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
 
     Parameters
     ----------
-    model : Attention
+    model : Attention, MultiHead or Layers (``continuum.family``)
         d = 2 (circle) for "spectral" and "fv"; d = 3 (2-sphere) for "spectral" and "fem".
+        Several heads: their fields summed, each by its own fast path; Layers: the steps land
+        on every layer switch (DOP853 restarts there).
     rho0 : callable
         Maps points (M, d) to densities (M,) w.r.t. the surface measure (arc length on S^1).
         Its integral must be 1 within 1e-2; the discrete initial measure is rescaled to unit
@@ -66,8 +69,12 @@ def solve(model, rho0, T, method="spectral", resolution=None, times=None,
     -------
     Solution
     """
-    if not isinstance(model, Attention):
-        raise TypeError(f"model must be an Attention, got {type(model).__name__}")
+    check_family(model)
+    if not isinstance(model, Attention) and any(  # issue 24: the family and the mask
+            head.causal for m in layers_of(model) for _, head in heads_of(m)):
+        raise ValueError("model: a causal head inside a MultiHead or Layers has no continuum "
+                         "solver (the causal continuum takes one causal Attention); "
+                         "particles.simulate runs it")
     on_unresolved = check_on_unresolved(on_unresolved)
     # --- issue 24: a causal model's continuum is the family of position slices mu_s -------
     if getattr(model, "causal", False):

@@ -18,6 +18,8 @@ import numpy as np
 
 from .checks import check_choice
 from .direct import check_model
+from .family import check_family, dominant_head, layers_of, sum_heads
+from .model import Attention
 
 __all__ = ["field_scale", "default_dt", "march", "march_dop853", "check_dop853_options",
            "progress_bar", "StepGuard",
@@ -32,7 +34,10 @@ def field_scale(model) -> float:
     size of the field's Jacobian, used for the default step and the stability check (a proxy,
     not a proven Lipschitz bound). USA has no normaliser, so its field carries the kernel's
     scale e^{beta <Qx, Ky>} <= e^a itself (``forgetting.bounds``: L_x <= ||V|| e^a (1 + a));
-    the factor is inf when e^a exceeds the float64 range."""
+    the factor is inf when e^a exceeds the float64 range. A MultiHead: sum_h w_h L_est,h (the
+    Jacobian of a sum); a Layers: the largest over its layers."""
+    if not isinstance(model, Attention):
+        return float(max(sum_heads(m, field_scale) for m in layers_of(check_family(model))))
     a = float(model.beta * np.linalg.norm(model.A, 2))
     scale = float(np.linalg.norm(model.V, 2) * (1 + 2 * a))
     if not model.normalized:
@@ -68,7 +73,13 @@ def collapse_reason(model, geometry: str) -> str:
     a shorter T; the spectral solvers, a (the density concentrates below the band limit): a
     higher resolution or the method for clusters (fv on S^1, fem on S^2); fv and fem, V and
     the resolution (the CFL step is the cell size over max|X| <= ||V||): a lower resolution
-    or a shorter T. Each also says that max_steps may be raised."""
+    or a shorter T. Each also says that max_steps may be raised. A MultiHead or Layers: the
+    reason of the head with the largest weighted field scale, named
+    (``continuum.family.dominant_head``)."""
+    if not isinstance(model, Attention):
+        where, head = dominant_head(check_family(model), field_scale)
+        return (f"{where} of {model.name} (its largest field scale): "
+                f"{collapse_reason(head, geometry)}")
     check_model(model)
     check_choice(geometry, "geometry", COLLAPSE_GEOMETRIES)
     a = float(model.beta * np.linalg.norm(model.A, 2))
@@ -139,7 +150,7 @@ def progress_bar(progress, T: float, label: str):
 
 
 def march(state, times, T: float, propose, step, save, progress=None, label: str = "march",
-          max_steps: int = MAX_STEPS, reason: str = ""):
+          max_steps: int = MAX_STEPS, reason: str = "", switch=None):
     """The one time-marching loop of the explicit solvers (FV on S^1, DG on S^2).
 
     Starting from ``state`` at t = 0, repeat: at a saved time ``times[k]`` call
@@ -153,10 +164,16 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
     looping for ever, and so does a step limit at which the remaining time needs more than
     ``max_steps`` steps (:class:`StepGuard`, with ``reason`` saying why and what to do).
 
+    ``switch(t) -> t_next`` (a model whose weights change with depth, ``continuum.family``):
+    called at t = 0 and at every switch time, where the solver takes the model in force and
+    returns the next switch (inf: none); steps are capped there, so they land on every switch
+    exactly and none crosses one.
+
     Returns (final state, {"steps": ..., "step_halvings": ..., "saved": ...}), "saved" the
     number of saved times reached.
     """
     t, k, steps, halvings = 0.0, 0, 0, 0
+    t_next = math.inf if switch is None else switch(0.0)
     floor = 1e-14 * max(1.0, T)
     guard = StepGuard(T, max_steps, label, reason)
     with progress_bar(progress, T, label) as bar:
@@ -167,13 +184,17 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
                 if stop:  # the scheme knows the rest would not be resolved
                     break
                 continue
+            if t >= t_next - floor:  # on a switch: the model in force changes here
+                t = t_next
+                t_next = switch(t)
+                continue
             dt_max, context = propose(state)
             if not (np.isfinite(dt_max) and dt_max > floor):  # would never reach times[k]
                 raise StepCollapseError(f"{label}: the scheme's step limit is {dt_max:.3g} at "
                                         f"t = {t:.6g} (not a positive number above "
                                         f"{floor:.1e}). {reason}")
             guard.check(t, dt_max)  # a collapsed step: say why before crawling
-            dt = min(dt_max, times[k] - t)
+            dt = min(dt_max, times[k] - t, t_next - t)
             while True:
                 new, ok = step(state, dt, context)
                 if ok:
@@ -183,7 +204,7 @@ def march(state, times, T: float, propose, step, save, progress=None, label: str
                 if dt < floor:
                     raise RuntimeError(f"{label}: the step was halved below {floor:.1e} at t = "
                                        f"{t:.6g} and still fails its stability check")
-            state, t = new, t + dt
+            state, t = new, (t_next if dt == t_next - t else t + dt)
             steps += 1
             bar.update(min(dt, T - bar.n))
     return state, {"steps": steps, "step_halvings": halvings, "saved": k}
@@ -204,7 +225,7 @@ def check_dop853_options(rtol, atol, tail_tol, progress, max_steps):
 def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step, label: str,
                  reason: str, tail, tail_tol: float, resolution: str, remedy: str,
                  progress=None, max_steps: int = MAX_STEPS, unresolved=None,
-                 stop_unresolved: bool = False):
+                 stop_unresolved: bool = False, switch=None):
     """The time loop of the spectral solvers (S^1 and S^2): scipy's DOP853 on ``y' = rhs(y)``
     from ``y0``, the solution at the saved ``times`` (dense output between steps).
 
@@ -218,12 +239,23 @@ def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step,
     reason to ``info["under_resolved"]``, and with ``stop_unresolved`` the run ends there
     (no integration to T for nothing). Returns (states (nt', n), tails (nt',), info), nt' the
     saved times reached, info holding ``nfev`` (and the under-resolution, if any).
+
+    ``switch(t) -> t_next``: as in :func:`march`; DOP853 integrates up to each switch and
+    restarts there (its error control anew, the last step size as its first guess), so no
+    step crosses one and ``rhs`` is the right-hand side of the model the solver took.
     """
     from scipy.integrate import DOP853
 
     t_end = max(T, times[-1])
-    solver = DOP853(lambda t, y: rhs(y), 0.0, y0, t_end, rtol=rtol, atol=atol,
-                    first_step=first_step)
+    bound = [math.inf if switch is None else switch(0.0)]  # the next switch
+    nfev = 0
+
+    def start(t0, y, first):
+        end = min(t_end, bound[0])
+        return DOP853(lambda t, y: rhs(y), t0, y, end, rtol=rtol, atol=atol,
+                      first_step=None if first is None else min(first, end - t0))
+
+    solver = start(0.0, y0, first_step)
     guard = StepGuard(T, max_steps, label, reason, patience=20)
     states = np.empty((len(times), y0.size))
     tails = np.empty(len(times))
@@ -231,6 +263,10 @@ def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step,
     with progress_bar(progress, T, label) as bar:
         for k, t_save in enumerate(times):
             while solver.t < t_save:
+                if solver.status == "finished":  # on a switch: restart with the new model
+                    nfev += solver.nfev
+                    bound[0] = switch(solver.t)
+                    solver = start(solver.t, solver.y, solver.step_size or None)
                 try:
                     message = solver.step()
                 except FloatingPointError as err:  # a trial stage blew the density up
@@ -263,5 +299,5 @@ def march_dop853(rhs, y0, times, T: float, rtol: float, atol: float, first_step,
                 if stop_unresolved:
                     states, tails = states[: k + 1], tails[: k + 1]
                     break
-    info["nfev"] = int(solver.nfev)
+    info["nfev"] = int(nfev + solver.nfev)
     return states, tails, info

@@ -67,11 +67,12 @@ import math
 
 import numpy as np
 
-from continuum import Attention
+from continuum import Attention, Layers, MultiHead
 from continuum.checks import as_real_array, check_array, check_real
 from continuum.direct import check_model
+from continuum.family import check_family, heads_of
 
-__all__ = ["lipschitz_constants", "perturbation_log_forcing", "gronwall_bound",
+__all__ = ["lipschitz_constants", "perturbation_log_forcing", "gronwall_bound", "paired_heads",
            "deviation_time_lower_bound",
            "spectral_gap", "dirac_angle", "dirac_time_to_deviation"]
 
@@ -88,7 +89,15 @@ def lipschitz_constants(model) -> dict:
 
     ``forcing`` multiplies ||Delta V|| to give eps for a change of V alone (1 for SA, e^a for
     USA); :func:`perturbation_log_forcing` gives eps for any change.
+
+    A MultiHead: L_x, L_mu and L are the sums over heads weighted by w_h (the field is
+    sum_h w_h X_h, and Lipschitz constants add), ``a`` and ``forcing`` the largest w_h-weighted
+    head's (a change of one head's V by ||Delta|| forces the field by w_h forcing_h ||Delta||).
+    A Layers: every constant the largest over its layers (a bound that holds on every layer
+    holds on the run).
     """
+    if not isinstance(model, Attention):
+        return _family_constants(check_family(model))
     check_model(model)
     a = float(model.beta * np.linalg.norm(model.A, 2))
     v = float(np.linalg.norm(model.V, 2))
@@ -110,11 +119,57 @@ def lipschitz_constants(model) -> dict:
             "log_L": log_l, "log_forcing": log_forcing}
 
 
+def _family_constants(model) -> dict:
+    """:func:`lipschitz_constants` of a MultiHead or a Layers (its docstring)."""
+    if isinstance(model, Layers):
+        parts = [lipschitz_constants(m) for m in model.models]
+        return {key: max(c[key] for c in parts) for key in parts[0]}
+    parts = [(math.log(w), lipschitz_constants(head)) for w, head in heads_of(model)]
+    log_l = float(np.logaddexp.reduce([lw + c["log_L"] for lw, c in parts]))
+    log_forcing = max(lw + c["log_forcing"] for lw, c in parts)
+    return {"a": max(c["a"] for _, c in parts),
+            "L_x": sum(math.exp(lw) * c["L_x"] for lw, c in parts),
+            "L_mu": sum(math.exp(lw) * c["L_mu"] for lw, c in parts),
+            "L": _exp(log_l), "forcing": _exp(log_forcing), "log_L": log_l,
+            "log_forcing": log_forcing}
+
+
+def paired_heads(model, tuned) -> list:
+    """[(layer, w_h, head, tuned head), ...] over the layers and heads of a base model and
+    its fine-tuned copy of the same structure (same kind, number of layers, layer time,
+    heads and combine; else ValueError naming ``tuned``)."""
+    check_family(model)
+    check_family(tuned, "tuned")
+    if type(tuned) is not type(model):
+        raise ValueError(f"tuned must be a {type(model).__name__} like the base model, got "
+                         f"{type(tuned).__name__}")
+    if isinstance(model, Layers):
+        if len(tuned.models) != len(model.models) or tuned.layer_time != model.layer_time:
+            raise ValueError(f"tuned must have the base model's {len(model.models)} layers of "
+                             f"time {model.layer_time:g}, got {len(tuned.models)} of "
+                             f"{tuned.layer_time:g}")
+        return [(k, w, h, h2) for k, (m, m2) in enumerate(zip(model.models, tuned.models))
+                for _, w, h, h2 in paired_heads(m, m2)]
+    heads, tuned_heads = heads_of(model), heads_of(tuned)
+    if [w for w, _ in heads] != [w for w, _ in tuned_heads]:
+        raise ValueError(f"tuned must have the base model's {len(heads)} heads and combine "
+                         f"rule, got {len(tuned_heads)} heads")
+    return [(0, w, h, h2) for (w, h), (_, h2) in zip(heads, tuned_heads)]
+
+
 def perturbation_log_forcing(model, tuned) -> float:
     """log eps, eps = sup_{x, nu} |X_tuned[nu](x) - X_base[nu](x)| bounded as in the module
     docstring from dV = ||V' - V|| and dB = ||beta' Q'^T K' - beta Q^T K|| (any change of V,
     Q, K or beta): SA eps = dV + ||V|| dB, USA eps = e^{a'} (dV + ||V|| dB),
-    a' = max(||B||, ||B'||). -inf when the models are the same."""
+    a' = max(||B||, ||B'||). -inf when the models are the same. A MultiHead: log sum_h w_h
+    eps_h over its heads (:func:`paired_heads`); a Layers: the largest over its layers."""
+    if not isinstance(model, Attention):
+        pairs = paired_heads(model, tuned)
+        per_layer = {}
+        for k, w, head, tuned_head in pairs:
+            per_layer.setdefault(k, []).append(math.log(w) + perturbation_log_forcing(
+                head, tuned_head))
+        return max(float(np.logaddexp.reduce(v)) for v in per_layer.values())
     check_model(model)
     check_model(tuned, "tuned")
     if tuned.d != model.d or tuned.normalized != model.normalized:
@@ -133,7 +188,7 @@ def perturbation_log_forcing(model, tuned) -> float:
 
 def _log_eps(model, delta_norm) -> float:
     """log eps for ``delta_norm``: ||Delta V|| (a number) or the fine-tuned Attention."""
-    if isinstance(delta_norm, Attention):
+    if isinstance(delta_norm, (Attention, MultiHead, Layers)):  # the fine-tuned model
         return perturbation_log_forcing(model, delta_norm)
     eps = check_real(delta_norm, "delta_norm (||Delta V||, or the fine-tuned Attention)", low=0)
     return lipschitz_constants(model)["log_forcing"] + math.log(eps) if eps > 0 else -math.inf

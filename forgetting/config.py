@@ -10,9 +10,16 @@ Config sections and keys (defaults in brackets):
 [model]        d (required), beta [1.0], normalized [true], Q, K, V (d x d lists) or V_diag,
                causal [false] (a causal mask: token i attends to j <= i; particles only),
                norm ["post" | "pre" | "peri" | "ngpt"] (LayerNorm placement,
-               ``particles.norms``; other than "post": particles only)
+               ``particles.norms``; other than "post": particles only),
+               heads [none]: a list of tables, one per head, each with any of beta,
+               normalized, Q, K, V, V_diag (what a head leaves out it takes from [model]):
+               a continuum.MultiHead, combined by combine ["sum" | "mean"]; layers [none]:
+               a list of tables, one per layer (the same keys as a head), a
+               continuum.Layers with layer_time [1.0] (excludes heads)
 [perturbation] kind ["lora" | "e2"], target ["V"], rank [1], norm [0.1], seed [0]
-               ("e2": Delta = norm e2 e2^T, the spectral-gap experiment)
+               ("e2": Delta = norm e2 e2^T, the spectral-gap experiment), head [0]: the
+               head the update goes to (with model.heads), layer ["all"]: the layer it goes
+               to (an index), or the same update on every layer (with model.layers)
 [backend]      kinds (required, list of "particles", "spectral", "fv", "fem"), resolution
                [the solver's default] (an integer, or "auto": refined until D(t) and T_dev
                change by less than ``tol``, see :mod:`forgetting.resolution`), tol [1e-3],
@@ -39,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from continuum import Attention, lora_update
+from continuum import Attention, Layers, MultiHead, lora_update
 from continuum.checks import check_array
 from continuum.geometry import sphere_area, von_mises_density
 
@@ -57,8 +64,10 @@ SCHEMA = {
     "study": {"name": REQUIRED, "output": None, "workers": 1, "description": "",
               "kind": "forgetting", "scheduler": None},
     "model": {"d": REQUIRED, "beta": 1.0, "normalized": True, "Q": None, "K": None,
-              "V": None, "V_diag": None, "causal": False, "norm": "post"},
-    "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0},
+              "V": None, "V_diag": None, "causal": False, "norm": "post", "heads": None,
+              "combine": "sum", "layers": None, "layer_time": 1.0},
+    "perturbation": {"kind": "lora", "target": "V", "rank": 1, "norm": 0.1, "seed": 0,
+                     "head": 0, "layer": "all"},
     "backend": {"kinds": REQUIRED, "resolution": None, "n": 1000, "seed": 0,
                 "method": "dop853", "rtol": 1e-7, "allow_unresolved": False, "tol": 1e-3,
                 "max_resolution": None},
@@ -75,10 +84,18 @@ CHOICES = {
     ("sweep", "axis"): ("norm", "beta"),
     ("backend", "method"): ("rk4", "dop853"),
     ("model", "norm"): ("post", "pre", "peri", "ngpt"),  # particles.norms.NORMS
+    ("model", "combine"): ("sum", "mean"),
 }
-#: [model] keys of issue 24 and their defaults: dropped from a validated config when at the
-#: default, so the run points (and checkpoints) of studies written before them keep their keys
+#: the keys a table of ``model.heads`` may set (the rest it takes from [model])
+HEAD_KEYS = ("beta", "normalized", "Q", "K", "V", "V_diag")
+#: (particles-only) [model] keys of issue 24 and their defaults (``_check_family``)
 FAMILY_DEFAULTS = {"causal": False, "norm": "post"}
+#: every key of issue 24 and its default: dropped from a validated config when at the
+#: default, so the run points (and checkpoints) of studies written before them keep their keys
+ISSUE_24_DEFAULTS = {**{("model", k): v for k, v in FAMILY_DEFAULTS.items()},
+                     ("model", "heads"): None, ("model", "combine"): "sum",
+                     ("model", "layers"): None, ("model", "layer_time"): 1.0,
+                     ("perturbation", "head"): 0, ("perturbation", "layer"): "all"}
 BACKEND_KINDS = ("particles", "spectral", "fv", "fem")
 
 #: the embedded default study (``meanfield demo``): the spectral-gap phase transition on S^1
@@ -166,6 +183,10 @@ def validate_config(raw: dict) -> dict:
     if cfg["study"]["output"] is None:
         cfg["study"]["output"] = str(Path("meanfield-out") / cfg["study"]["name"])
     check_buildable(cfg)
+    for (section, key), default in ISSUE_24_DEFAULTS.items():
+        value = cfg[section][key]
+        if value == default and type(value) is type(default):  # False is not the 0 of head
+            del cfg[section][key]
     return cfg
 
 
@@ -173,7 +194,8 @@ def _check_family(cfg):
     """'model.causal' and 'model.norm' (issue 24): a causal mask or a LayerNorm placement
     other than "post" runs on the particles backend only (the study's initial law is
     s-independent, so a causal continuum would equal the unmasked one; the continuum covers
-    post-LN only, docs/design.md); the keys at their defaults are dropped (FAMILY_DEFAULTS)."""
+    post-LN only, docs/design.md); the keys at their defaults are dropped at the end of
+    ``validate_config`` (ISSUE_24_DEFAULTS)."""
     m = cfg["model"]
     _flag(cfg, "model", "causal")
     others = [k for k in cfg["backend"]["kinds"] if k != "particles"]
@@ -181,9 +203,6 @@ def _check_family(cfg):
         if m[key] != default and others:
             raise ConfigError(f"'model.{key}' = {m[key]!r} runs on backend 'particles' only, "
                               f"but 'backend.kinds' also lists {others}: drop them or the key")
-    for key, default in FAMILY_DEFAULTS.items():
-        if m[key] == default:
-            del m[key]
 
 
 def _number(cfg, section, key, positive=False, integer=False):
@@ -281,9 +300,73 @@ def _check_types(cfg):
         if cfg["model"]["V"] is not None:
             raise ConfigError("'model.V_diag' excludes 'model.V': give one of them")
         _numbers(cfg, "model", "V_diag", (d,))
+    _check_heads(cfg)
     mean = cfg["initial"]["mean"]
     if mean is not None and not np.any(_numbers(cfg, "initial", "mean", (d,))):
         raise ConfigError(f"'initial.mean' must be a non-zero list of {d} numbers, got {mean!r}")
+
+
+def _check_tables(cfg, key: str, what: str):
+    """'model.<key>': None, or a non-empty list of tables of HEAD_KEYS (one per ``what``), each
+    checked as the [model] keys are. Returns the list (or None)."""
+    tables, d = cfg["model"][key], cfg["model"]["d"]
+    if tables is None:
+        return None
+    if not isinstance(tables, list) or not tables or not all(
+            isinstance(h, dict) for h in tables):
+        raise ConfigError(f"'model.{key}' must be a non-empty list of tables (one per {what}, "
+                          f"with keys from {HEAD_KEYS}), got {tables!r}")
+    for i, table in enumerate(tables):
+        unknown = sorted(set(table) - set(HEAD_KEYS))
+        if unknown:
+            raise ConfigError(f"'model.{key}': {what} {i}: unknown key(s) {unknown} (allowed: "
+                              f"{', '.join(HEAD_KEYS)})")
+        if "V" in table and "V_diag" in table:
+            raise ConfigError(f"'model.{key}': {what} {i}: 'V_diag' excludes 'V'")
+        wrapped = {"x": table}
+        try:
+            if "beta" in table:
+                _number(wrapped, "x", "beta")
+            if "normalized" in table:
+                _flag(wrapped, "x", "normalized")
+            for name in ("Q", "K", "V"):
+                if name in table:
+                    _numbers(wrapped, "x", name, (d, d))
+            if "V_diag" in table:
+                _numbers(wrapped, "x", "V_diag", (d,))
+        except ConfigError as err:
+            raise ConfigError(f"'model.{key}': {what} {i}: {str(err).replace('x.', '')}") \
+                from None
+    return tables
+
+
+def _check_heads(cfg):
+    """'model.heads' and 'model.layers' (:func:`_check_tables`; not both), 'model.layer_time'
+    > 0, 'perturbation.head' (an integer naming a head) and 'perturbation.layer' ("all" or an
+    integer naming a layer), and no beta sweep with several heads or layers (whose beta
+    would it be)."""
+    p = cfg["perturbation"]
+    _integer(cfg, "perturbation", "head")
+    _number(cfg, "model", "layer_time", positive=True)
+    if not (p["layer"] == "all" or (isinstance(p["layer"], int)
+                                    and not isinstance(p["layer"], bool) and p["layer"] >= 0)):
+        raise ConfigError(f"'perturbation.layer' must be \"all\" or an integer >= 0, got "
+                          f"{p['layer']!r}")
+    heads = _check_tables(cfg, "heads", "head")
+    layers = _check_tables(cfg, "layers", "layer")
+    if heads is not None and layers is not None:
+        raise ConfigError("'model.layers' excludes 'model.heads': give one of them")
+    for name, tables, default in (("head", heads, 0), ("layer", layers, "all")):
+        value = p[name]
+        if tables is None and value != default:
+            raise ConfigError(f"'perturbation.{name}' = {value!r} needs 'model.{name}s' (a "
+                              f"list of {name}s)")
+        if tables is not None and value != default and value >= len(tables):
+            raise ConfigError(f"'perturbation.{name}' must name one of the {len(tables)} "
+                              f"{name}s (0..{len(tables) - 1}), got {value}")
+    if (heads is not None or layers is not None) and cfg["sweep"]["axis"] == "beta":
+        raise ConfigError("'sweep.axis' = 'beta' is not defined with 'model.heads' or "
+                          "'model.layers' (each has its own beta): sweep the norm")
 
 
 def _check_values(cfg):
@@ -397,10 +480,21 @@ def base_model(cfg, value):
     """The base model for one sweep value (it depends on the value only on a beta sweep);
     needs the sections model and sweep (axis) only."""
     m = cfg["model"]
-    V = np.diag(m["V_diag"]) if m["V_diag"] is not None else m["V"]
-    beta = value if cfg["sweep"]["axis"] == "beta" else m["beta"]
-    return Attention(beta=beta, d=m["d"], Q=m["Q"], K=m["K"], V=V, normalized=m["normalized"],
-                     causal=m.get("causal", False))
+
+    def attention(table):  # a head's keys over [model]'s (the mask is the model's)
+        keys = {**m, **table}
+        if "V" in table:
+            keys["V_diag"] = None
+        V = np.diag(keys["V_diag"]) if keys["V_diag"] is not None else keys["V"]
+        beta = value if cfg["sweep"]["axis"] == "beta" else keys["beta"]
+        return Attention(beta=beta, d=m["d"], Q=keys["Q"], K=keys["K"], V=V,
+                         normalized=keys["normalized"], causal=m.get("causal", False))
+
+    if m.get("layers") is not None:
+        return Layers([attention(t) for t in m["layers"]], layer_time=m.get("layer_time", 1.0))
+    if m.get("heads") is None:
+        return attention({})
+    return MultiHead([attention(h) for h in m["heads"]], combine=m.get("combine", "sum"))
 
 
 def build_models(cfg, value):
@@ -413,7 +507,14 @@ def build_models(cfg, value):
         delta[1, 1] = norm
     else:
         delta = lora_update(d=d, rank=p["rank"], norm=norm, target=p["target"], seed=p["seed"])
-    return base, base.perturbed(**{p["target"]: delta})
+    update = {p["target"]: delta}
+    if isinstance(base, MultiHead):  # the update goes to one head
+        return base, base.perturbed(head=p.get("head", 0), **update)
+    if isinstance(base, Layers):  # to one layer, or the same update to every layer
+        layer = p.get("layer", "all")
+        return base, Layers([m.perturbed(**update) if layer in ("all", k) else m
+                             for k, m in enumerate(base.models)], layer_time=base.layer_time)
+    return base, base.perturbed(**update)
 
 
 def initial_density(cfg):

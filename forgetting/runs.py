@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from continuum import Attention, Measure, solve
+from continuum import Measure, solve
 from continuum.checks import check_array, check_choice, check_real
 from continuum.wasserstein import wasserstein_circle, wasserstein_reduced, wasserstein_sphere
 from particles import sample, simulate
 
-from .bounds import gronwall_bound, lipschitz_constants
+from .bounds import gronwall_bound, lipschitz_constants, paired_heads
 
 __all__ = ["deviation", "deviations", "time_to_deviation", "forgetting_run", "run_backend",
            "gronwall_curve", "ForgettingRun", "MeasureSeries", "BACKENDS"]
@@ -144,9 +144,9 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
 
     Parameters
     ----------
-    model, tuned : Attention
-        Base and fine-tuned models (e.g. ``tuned = model.perturbed(V=lora_update(...))``),
-        same d.
+    model, tuned : Attention, MultiHead or Layers
+        Base and fine-tuned models (e.g. ``tuned = model.perturbed(V=lora_update(...))``, or
+        ``heads.perturbed(head=h, V=...)``), of the same kind and structure, same d.
     backend : {"particles", "spectral", "fv", "fem"}
     rho0 : callable or None
         Initial density (continuum backends: required; particles: sampled, default uniform).
@@ -155,9 +155,7 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
     resolution : continuum resolution (see ``continuum.solve``).
     **options : passed to ``particles.simulate`` or ``continuum.solve``.
     """
-    for name, m in (("model", model), ("tuned", tuned)):
-        if not isinstance(m, Attention):
-            raise TypeError(f"{name} must be an Attention, got {type(m).__name__}")
+    pairs = paired_heads(model, tuned)  # the same kind and structure (several heads, layers)
     if tuned.d != model.d:
         raise ValueError(f"base has d={model.d}, tuned has d={tuned.d}")
     check_choice(backend, "backend", BACKENDS)
@@ -171,7 +169,7 @@ def forgetting_run(model, tuned, backend: str = "particles", rho0=None, T: float
     w2, w1 = D["w2"], D["w1"]
     info = {"backend": backend, "lipschitz": lipschitz_constants(model),
             "cost": "geodesic (arc length)", "Q_or_K_changed":
-            bool(np.any(tuned.A != model.A))}
+            any(bool(np.any(h2.A != h.A)) for *_, h, h2 in pairs)}
     return ForgettingRun(times=np.asarray(base.times), deviation_w2=w2, deviation_w1=w1,
                          base=base, tuned=fine, delta_norm=delta_norm, gronwall=bound,
                          info=info)
@@ -181,9 +179,9 @@ def gronwall_curve(model, tuned, times):
     """(||Delta||_2, the Gronwall bound on D at ``times``): ||Delta|| is the largest spectral
     norm of the changes of Q, K and V (the LoRA update's norm for one target); the bound's
     forcing covers all of them (``bounds.perturbation_log_forcing``), zeros when the models
-    are the same."""
-    delta_norm = max(float(np.linalg.norm(getattr(tuned, m) - getattr(model, m), 2))
-                     for m in "QKV")
+    are the same. Several heads or layers: the largest over them."""
+    delta_norm = max(float(np.linalg.norm(getattr(h2, m) - getattr(h, m), 2))
+                     for *_, h, h2 in paired_heads(model, tuned) for m in "QKV")
     return delta_norm, gronwall_bound(model, tuned, times)
 
 

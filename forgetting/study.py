@@ -28,6 +28,7 @@ import numpy as np
 
 from continuum.sphere.parallel import bcast_from_root, mpi_world
 
+from .bounds import paired_heads
 from .config import AUTO, ConfigError, base_model, build_models, initial_density, study_levels
 from .refinement import settle_levels
 from .report import REFINEMENT, figures, table
@@ -88,7 +89,8 @@ def tuned_point(point: dict):
     """The fine-tuned run of a point, or None when the fine-tuned model is the base model
     (||Delta|| = 0: the base run serves, D = 0)."""
     model, tuned = build_models(point["config"], point["value"])
-    if np.array_equal(model.V, tuned.V) and np.array_equal(model.A, tuned.A):
+    if all(np.array_equal(h.V, h2.V) and np.array_equal(h.A, h2.A)
+           for *_, h, h2 in paired_heads(model, tuned)):
         return None
     cfg = {k: v for k, v in point["config"].items() if k != "deviation"}
     return {"config": cfg, "backend": point["backend"], "value": point["value"],

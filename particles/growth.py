@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import eval_legendre
 
 from continuum.checks import check_integer, check_memory, check_real
-from continuum.direct import check_model
+from continuum.family import check_family, heads_of
 from continuum.geometry import (angles_to_circle, circle_grid, gauss_sphere_grid, normalize,
                                 tangent_project)
 from continuum.measure import Measure
@@ -39,10 +39,12 @@ def growth_dt(model) -> float:
     inside RK4's stability interval (2.785). Near the uniform state USA's normaliser-free field
     is about a^{(d-1)/2} times smaller than at a cluster (int e^{beta <x, y>} dy ~ e^a /
     a^{(d-1)/2}), so simulate's default 0.1 / L_est would take many times the steps (20 at
-    beta = 4) for no accuracy gained."""
-    check_model(model)
-    a = model.beta * np.linalg.norm(model.A, 2)
-    sa_scale = min(0.05, 0.1 / max(np.linalg.norm(model.V, 2) * (1 + 2 * a), 1e-300))
+    beta = 4) for no accuracy gained. Several heads: the scales summed with the heads'
+    weights."""
+    check_family(model, layers=False)
+    scale = sum(w * np.linalg.norm(h.V, 2) * (1 + 2 * h.beta * np.linalg.norm(h.A, 2))
+                for w, h in heads_of(model))
+    sa_scale = min(0.05, 0.1 / max(scale, 1e-300))
     return min(sa_scale, 2.0 / field_scale(model))
 
 
@@ -66,7 +68,7 @@ def _rate(model, base_points, weights, pert_points, project, T, dt):
 def growth_rate_circle(model, k: int, n: int = 1024, T: float = 1.0, amplitude: float = 1e-7,
                        dt=None) -> float:
     """Growth rate of Fourier mode k measured from n lattice particles on S^1 (d = 2)."""
-    check_model(model, d=2)
+    check_family(model, d=2, layers=False)
     k = check_integer(k, "k", low=1)
     n = check_integer(n, "n", low=8)
     check_memory(8.0 * n * 2 * 40, "n", f"{n} lattice particles (two runs)")
@@ -88,7 +90,7 @@ def growth_rate_circle(model, k: int, n: int = 1024, T: float = 1.0, amplitude: 
 def growth_rate_sphere(model, l: int, n_lat: int = 24, T: float = 1.0,
                        amplitude: float = 1e-7, dt=None) -> float:
     """Growth rate of degree l measured from the weighted Gauss grid (2 n_lat^2 points) on S^2."""
-    check_model(model, d=3)
+    check_family(model, d=3, layers=False)
     l = check_integer(l, "l", low=1)
     n_lat = check_integer(n_lat, "n_lat", low=4)
     check_memory(8.0 * 2 * n_lat**2 * 3 * 40, "n_lat",

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.integrate import DOP853
 
+from continuum.family import Schedule, check_family, switch_times
 from continuum.checks import (
     check_choice,
     check_flag,
@@ -43,7 +44,6 @@ from continuum.initial import check_times
 from continuum.invariants import InvariantError, check_result
 from continuum.kernels import FIELD_METHODS, attention_field
 from continuum.measure import Measure
-from continuum.model import Attention
 from continuum.timestep import (
     MAX_STEPS,
     StepCollapseError,
@@ -104,7 +104,10 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
 
     Parameters
     ----------
-    model : Attention
+    model : Attention, MultiHead or Layers
+        Several heads: X = sum_h w_h X_h (``continuum.family``); Layers: the model in force
+        changes at the layer switches, where every step ends ("rk4", "layers": each saved
+        interval is cut there; "dop853" restarts there).
     x0 : ndarray (N, d) or Measure
         Initial tokens on the unit sphere (weights 1/N), or a weighted Measure.
     T : float
@@ -147,8 +150,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     -------
     Trajectory
     """
-    if not isinstance(model, Attention):
-        raise TypeError(f"model must be an Attention, got {type(model).__name__}")
+    check_family(model)
     check_choice(method, "method", METHODS)
     check_choice(field, "field", FIELD_METHODS)
     check_choice(norm, "norm", NORMS)
@@ -178,13 +180,16 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     if method == "rk4" and dt * scale > RK4_REAL_STABILITY:
         raise ValueError(f"dt={dt:g} is outside the RK4 stability interval: dt * L_est = "
                          f"{dt * scale:.3g} > {RK4_REAL_STABILITY} (L_est = ||V||(1 + 2a)"
-                         f"{'' if model.normalized else ' e^a'} = {scale:.3g}, "
+                         f" (SA), times e^a (USA), summed over heads = {scale:.3g}, "
                          f"a = beta ||Q^T K||)")
+    switches = switch_times(model, T)  # a Layers: the steps land on every switch
     if method == "layers":
-        layer_of = times / dt
-        if np.max(np.abs(layer_of - np.round(layer_of))) > 1e-9 * max(1.0, layer_of.max()):
-            raise ValueError(f"method='layers' saves after whole layers: every saved time "
-                             f"must be a multiple of dt={dt:g}")
+        for name, values in (("saved time", times), ("layer switch (layer_time)", switches)):
+            layer_of = values / dt
+            if values.size and np.max(np.abs(layer_of - np.round(layer_of))) > 1e-9 * max(
+                    1.0, layer_of.max()):
+                raise ValueError(f"method='layers' saves after whole layers: every {name} "
+                                 f"must be a multiple of dt={dt:g}")
     rtol = check_real(rtol, "rtol", low=0, low_open=True)
     atol = check_real(atol, "atol", low=0, low_open=True)
     if checkpoint is not None:
@@ -197,7 +202,7 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     label = f"simulate {method} N={n}"
     guard = StepGuard(T, max_steps, label, collapse_reason(model, "particles"), patience=20)
     if method != "dop853":  # fixed steps: the count is known before any work
-        gaps = np.diff(times, prepend=0.0)
+        gaps = np.diff(np.union1d(times, switches), prepend=0.0)
         total = int(np.sum(np.ceil(gaps / dt - 1e-9)))
         if total > max_steps:
             raise StepCollapseError(
@@ -211,12 +216,20 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     info = {"method": method, "resumed_from_index": k_done} if k_done else {"method": method}
     wall = _time.perf_counter()
 
+    schedule = Schedule(model)  # the model in force (continuum.family; a Layers switches it)
+
     def rhs(y):  # RK stages leave the sphere by O(dt^2) on purpose: no sphere check
-        return attention_field(y, y, w, model, method=field, check=False)
+        return attention_field(y, y, w, schedule.current, method=field, check=False)
+
+    def start_dop853(t0, y, first):  # up to the next switch (a Layers restarts there)
+        end = min(max(T, times[-1]), schedule.switch(t0))
+        return DOP853(lambda s, z: rhs(z.reshape(n, d)).ravel(), t0, y.ravel(), end,
+                      rtol=rtol, atol=atol, first_step=None if first is None
+                      else min(first, end - t0))
 
     if norm != "post":  # issue 24: the other LayerNorm placements (particles.norms)
-        rhs = norm_velocity(norm, lambda y: attention_field(y, y, w, model, method=field,
-                                                            check=False, tangent=False))
+        rhs = norm_velocity(norm, lambda y: attention_field(
+            y, y, w, schedule.current, method=field, check=False, tangent=False))
     sphere = on_sphere(norm)
 
     if k_done == 0:
@@ -229,11 +242,12 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
         if method == "dop853":
             if t_save > t:
                 if solver is None:
-                    solver = DOP853(lambda s, y: rhs(y.reshape(n, d)).ravel(), t, x.ravel(),
-                                    max(T, times[-1]), rtol=rtol, atol=atol,
-                                    first_step=h_last)
+                    solver = start_dop853(t, x, h_last)
                     seen = 0  # evaluations of this solver already counted
                 while solver.t < t_save:
+                    if solver.status == "finished":  # on a layer switch: restart there
+                        counter["nfev"] = counter.get("nfev", 0) + solver.nfev - seen
+                        solver, seen = start_dop853(solver.t, solver.y, solver.step_size), 0
                     message = solver.step()
                     if solver.status == "failed":
                         raise StepCollapseError(f"DOP853 failed at t={solver.t:g}: {message}. "
@@ -253,23 +267,25 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
                 h_last = solver.h_abs if solver.h_abs else None
                 x = y / np.linalg.norm(y, axis=1, keepdims=True) if sphere else y.copy()
         else:
-            gap = t_save - t
-            n_sub = int(math.ceil(gap / dt - 1e-9)) if gap > 0 else 0
-            h = gap / n_sub if n_sub else 0.0
-            for _ in range(n_sub):
-                if method == "rk4":
-                    k1 = rhs(x)
-                    k2 = rhs(x + 0.5 * h * k1)
-                    k3 = rhs(x + 0.5 * h * k2)
-                    k4 = rhs(x + h * k3)
-                    x = x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-                else:
-                    with np.errstate(over="ignore"):  # _retract reports an overflow
-                        x = x + h * rhs(x)
-                if sphere:
-                    x = _retract(x, model, h)
-                counter["steps"] = counter.get("steps", 0) + 1
-                bar.update(h)
+            for start, end in _pieces(t, t_save, switches):  # one piece per layer
+                schedule.switch(start)
+                gap = end - start
+                n_sub = int(math.ceil(gap / dt - 1e-9)) if gap > 0 else 0
+                h = gap / n_sub if n_sub else 0.0
+                for _ in range(n_sub):
+                    if method == "rk4":
+                        k1 = rhs(x)
+                        k2 = rhs(x + 0.5 * h * k1)
+                        k3 = rhs(x + 0.5 * h * k2)
+                        k4 = rhs(x + h * k3)
+                        x = x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+                    else:
+                        with np.errstate(over="ignore"):  # _retract reports an overflow
+                            x = x + h * rhs(x)
+                    if sphere:
+                        x = _retract(x, model, h)
+                    counter["steps"] = counter.get("steps", 0) + 1
+                    bar.update(h)
         t = t_save
         out[k] = x
         if checkpoint is not None:
@@ -292,6 +308,14 @@ def simulate(model, x0, T: float, times=None, dt: float | None = None, method: s
     for a in (times, out, w) + (() if radii is None else (radii,)):
         a.setflags(write=False)
     return Trajectory(times=times, points=out, weights=w, model=model, info=info, radii=radii)
+
+
+def _pieces(t, t_save, switches):
+    """[t, t_save] cut at the switch times inside it: [(t, s_1), (s_1, s_2), ..., (s_m, t_save)]
+    ([(t, t_save)] without switches, so a time-independent run keeps its steps bit for bit)."""
+    inside = switches[(switches > t) & (switches < t_save)]
+    edges = [t, *inside.tolist(), t_save]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 #: rows longer than this are scaled by their largest entry before |x| (whose square would

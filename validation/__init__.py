@@ -40,6 +40,8 @@ CASES = (
     "causal_mask",
     "layernorm_equiangular",
     "forgetting_family_threshold",
+    "family_exact",
+    "family_multihead_threshold",
     # a real transformer (all-MiniLM-L6-v2)
     "realmodel_head_flow",
     "realmodel_ov_flips",
@@ -53,6 +55,7 @@ EXTENDED_CASES = (
 #: seconds on one core of a whole case (the cases without ``tasks``), measured in the full run
 #: of 2026-11-28: the runner starts the longest first
 COST_S = {
+    "family_multihead_threshold": 1000.0,  # measured 2026-12-04 at load average 5 (2 cores)
     "realmodel_ov_flips": 200.0,
     "sphere_growth_rates": 113.0,
     "sphere_spectral_particles": 80.0,  # measured 2026-11-29, idle

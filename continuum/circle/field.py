@@ -37,11 +37,13 @@ import numpy as np
 from scipy.special import ive
 
 from ..direct import direct_field
+from ..family import heads_of
+from ..model import Attention
 from ..geometry import angles_to_circle, tangent_project
 from .grid import tangents
 
 __all__ = ["fourier_field", "fourier_applicable", "fourier_preferred", "truncation",
-           "circle_velocity", "choose_path", "is_rotation_kernel", "kernel_fft", "FFT_MAX_BETA_C",
+           "circle_velocity", "choose_path", "head_paths", "is_rotation_kernel", "kernel_fft", "FFT_MAX_BETA_C",
            "FOURIER_MIN_PAIRS"]
 
 #: the FFT and Fourier paths are used automatically only while the kernel's dynamic range
@@ -72,7 +74,10 @@ def kernel_fft(n: int, beta_c: float, alpha: float, shift: float) -> np.ndarray:
 
 
 def choose_path(model, path: str = "auto") -> str:
-    """Resolve ``"auto"`` to "fft" or "kernel"; check that "fft" is possible."""
+    """Resolve ``"auto"`` to "fft" or "kernel"; check that "fft" is possible. A MultiHead:
+    one path per head, comma-joined ("fft,kernel")."""
+    if not isinstance(model, Attention):  # several heads: each head its own path
+        return ",".join(head_paths(model, path))
     if path not in ("auto", "fft", "kernel"):
         raise ValueError(f"field path must be 'auto', 'fft' or 'kernel', got {path!r}")
     rot = is_rotation_kernel(model.A)
@@ -81,6 +86,19 @@ def choose_path(model, path: str = "auto") -> str:
     if path == "fft" and rot is None:
         raise ValueError("the FFT path needs Q^T K = c R(alpha) (a multiple of a rotation)")
     return path
+
+
+def head_paths(model, path: str = "auto") -> list:
+    """The path of each head of ``model`` (``continuum.family.heads_of``) for ``path``: one
+    path for all heads, or a comma-joined path per head (what :func:`choose_path` returns)."""
+    heads = heads_of(model)
+    parts = path.split(",") if isinstance(path, str) else [path]
+    if len(parts) == 1:
+        parts = parts * len(heads)
+    if len(parts) != len(heads):
+        raise ValueError(f"field path {path!r} names {len(parts)} heads, the model has "
+                         f"{len(heads)}")
+    return [choose_path(head, p) for (_, head), p in zip(heads, parts)]
 
 
 def circle_velocity(model, theta: np.ndarray, masses: np.ndarray, path: str = "auto",
@@ -96,8 +114,14 @@ def circle_velocity(model, theta: np.ndarray, masses: np.ndarray, path: str = "a
     K_l = e^{beta c (cos(theta_l - theta_0 + s - alpha) - 1)}, computed with FFTs in
     O(n log n) (the factor e^{beta c} cancels for SA and is applied at the end for USA).
     ``"auto"``: FFT when A is a rotation multiple and beta c <= FFT_MAX_BETA_C.
+    A MultiHead: the sum of its heads' speeds, each by its own path (:func:`head_paths`).
     Returns (v, path_used).
     """
+    if not isinstance(model, Attention):  # several heads: sum_h w_h v_h
+        paths = head_paths(model, path)
+        v = sum(w * circle_velocity(head, theta, masses, p, target_shift)[0]
+                for (w, head), p in zip(heads_of(model), paths))
+        return v, ",".join(paths)
     path = choose_path(model, path)
     n = theta.size
     sources = angles_to_circle(theta)

@@ -42,12 +42,14 @@ import numba
 import numpy as np
 
 from ..checks import check_choice, check_flag, check_integer, check_memory, check_real
+from ..family import Schedule, heads_of, layers_of
+from ..model import Attention
 from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
 from ..resolution import GRID_REMEDY, check_on_unresolved, cluster_unresolved, settle_resolution
 from ..solution import Solution, finish_solution
 from ..timestep import MAX_STEPS, collapse_reason, march
-from .field import choose_path, circle_velocity, is_rotation_kernel, kernel_fft
+from .field import choose_path, circle_velocity, head_paths, is_rotation_kernel, kernel_fft
 from .grid import check_resolution, grid, tangents
 
 __all__ = ["solve_fv", "fv_rhs", "FVOperator", "LIMITERS", "circle_neighbours"]
@@ -121,7 +123,8 @@ class FVOperator:
     sum_j K_{i-j} m_j are circular convolutions with K_l = e^{beta c (cos(l h + h/2 - alpha)
     - 1)}; the interface speed is v_i = <V num_i, tau_i> / den_i = <num_i, V^T tau_i> / den_i
     (times e^{beta c}, no division, for USA). Kernel path: ``circle_velocity`` as in the
-    reference.
+    reference. A MultiHead: one operator per head (its own path, ``field.head_paths``), the
+    speeds summed with the heads' weights.
     """
 
     def __init__(self, model, n: int, limiter: str = "mc", path: str = "fft"):
@@ -129,7 +132,11 @@ class FVOperator:
         self.h = 2 * np.pi / n
         self.mc = limiter == "mc"
         self.centres = grid(n, offset=0.5)
-        if path == "fft":
+        self.parts = None
+        if not isinstance(model, Attention):  # several heads: sum_h w_h v_h
+            self.parts = [(w, FVOperator(head, n, limiter, p)) for (w, head), p in
+                          zip(heads_of(model), head_paths(model, path))]
+        elif path == "fft":
             c, alpha = is_rotation_kernel(model.A)
             self.beta_c = float(model.beta * c)
             # the kernel is real: its real FFT is the first half of the full one
@@ -142,6 +149,8 @@ class FVOperator:
 
     def speed(self, rho: np.ndarray) -> np.ndarray:
         """Speed v_{j+1/2} at the interfaces."""
+        if self.parts is not None:
+            return sum(w * op.speed(rho) for w, op in self.parts)
         if self.path != "fft":
             return interface_speed(self.model, rho, self.centres, self.h, self.path)[0]
         conv = np.fft.irfft(self.kernel_hat * np.fft.rfft(self.sources * rho), self.n)
@@ -164,7 +173,7 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
 
     Parameters
     ----------
-    model : Attention with d = 2
+    model : Attention, MultiHead or Layers with d = 2 (``continuum.family``)
     rho0 : callable (M, 2) -> (M,), density w.r.t. arc length (evaluated at cell centres)
     T : float
     resolution : int, number of cells n (even, >= 8)
@@ -195,7 +204,8 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
     # the saved densities plus about ten work vectors of n cells (stages, slopes, FFTs)
     check_memory(8.0 * n * (times.size + 10), "resolution",
                  f"{n} cells x {times.size} saved times")
-    path = choose_path(model, field)
+    paths = [choose_path(m, field) for m in layers_of(model)]  # every layer's, before any work
+    path = paths[0] if len(set(paths)) == 1 else paths
     h = 2 * np.pi / n
     centres = grid(n, offset=0.5)
     points = angles_to_circle(centres)
@@ -206,7 +216,11 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
     flagged = {}
     neighbours = circle_neighbours(n)
 
-    rhs = FVOperator(model, n, limiter, path)
+    # the operator of the model in force (a Layers switches it, continuum.family.Schedule)
+    schedule = Schedule(model, lambda m: FVOperator(m, n, limiter, choose_path(m, field)))
+
+    def rhs(r):
+        return schedule.built(r)
 
     def propose(r):  # CFL step from the speed at the start of the step; d1 is reused by step
         d1, vmax = rhs(r)
@@ -232,7 +246,7 @@ def solve_fv(model, rho0, T, resolution=256, times=None, cfl=0.45, limiter="mc",
 
     _, counts = march(rho, times, T, propose, step, save, progress=progress,
                       label=f"fv n={n}", max_steps=max_steps,
-                      reason=collapse_reason(model, "S1 fv"))
+                      reason=collapse_reason(model, "S1 fv"), switch=schedule.switch)
     info = {"method": "fv", "resolution": n, "cfl": cfl, "limiter": limiter, "field": path,
             **counts, "initial_rescaling": factor, "wall_time_s": _time.perf_counter() - wall,
             **flagged}

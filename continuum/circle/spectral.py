@@ -34,6 +34,7 @@ import time as _time
 import numpy as np
 
 from ..checks import check_memory
+from ..family import Schedule, layers_of
 from ..geometry import angles_to_circle
 from ..initial import check_times, nodal_density
 from ..resolution import check_on_unresolved, settle_resolution, spectral_indicator
@@ -69,7 +70,7 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
 
     Parameters
     ----------
-    model : Attention with d = 2
+    model : Attention, MultiHead or Layers with d = 2 (``continuum.family``)
     rho0 : callable (M, 2) -> (M,)
         Initial density w.r.t. arc length (integral 1 within 1e-2; rescaled to discrete mass 1).
     T : float
@@ -108,23 +109,28 @@ def solve_spectral(model, rho0, T, resolution=128, times=None, rtol=1e-10, atol=
     points = angles_to_circle(theta)
     quadrature = np.full(n, h)
     rho, factor = nodal_density(rho0, points, quadrature, "spectral", n)
-    path = choose_path(model, field)
+    paths = [choose_path(m, field) for m in layers_of(model)]  # every layer's, before any work
+    path = paths[0] if len(set(paths)) == 1 else paths
+    # (model in force, its path): a Layers switches it (continuum.family.Schedule)
+    schedule = Schedule(model, lambda m: (m, choose_path(m, field)))
     wall = _time.perf_counter()
     info = {"method": "spectral", "resolution": n, "rtol": rtol, "atol": atol,
             "initial_rescaling": factor, "field": path}
     # first step: a grid-cell crossing at the initial speed (DOP853's own guess ignores the
     # advective stability limit ~ h / max|v|; a stage of an unstable first step can overflow)
-    speed = float(np.abs(circle_velocity(model, theta, rho * h, path)[0]).max())
+    model0, path0 = schedule.built
+    speed = float(np.abs(circle_velocity(model0, theta, rho * h, path0)[0]).max())
     t_end = max(T, times[-1])
     first = min(t_end, h / speed) if t_end > 0 and speed > 0 else None
     remedy = REMEDY.format(n=n)
     densities, tails, run = march_dop853(
-        lambda y: spectral_rhs(model, y, theta, h, path), rho, times, T, rtol, atol, first,
+        lambda y: spectral_rhs(schedule.built[0], y, theta, h, schedule.built[1]), rho, times,
+        T, rtol, atol, first,
         f"spectral solver (n={n})", collapse_reason(model, "S1 spectral"), spectral_tail,
         tail_tol,
         f"{n} nodes", remedy, progress, max_steps,
         unresolved=lambda y: spectral_indicator(y, spectral_tail(y), tail_tol),
-        stop_unresolved=on_unresolved == "raise")
+        stop_unresolved=on_unresolved == "raise", switch=schedule.switch)
     info.update(run, spectral_tail=tails, wall_time_s=_time.perf_counter() - wall)
     if "under_resolved_from" in info:
         info["under_resolved_remedy"] = remedy

@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import check_flag, check_integer, check_output_path, check_real
+from ..family import Schedule, heads_of, layers_of, sum_heads
 from ..initial import check_times, check_total_mass, evaluate_density
 from ..kernels import attention_field
+from ..model import Attention
 from ..resolution import GRID_REMEDY, check_on_unresolved, cluster_unresolved, settle_resolution
 from ..solution import finish_solution
 from ..timestep import MAX_STEPS, collapse_reason, default_dt, march
@@ -77,7 +79,7 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
 
     Parameters
     ----------
-    model : Attention with d = 3
+    model : Attention, MultiHead or Layers with d = 3 (``continuum.family``)
     rho0 : callable (M, 3) -> (M,)
         Initial density w.r.t. surface measure (integral 1 within 1e-2), interpolated into
         DG_p and rescaled to unit discrete mass (factor in ``info['initial_rescaling']``).
@@ -154,27 +156,35 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
     # there evolve on the time scale 1/L: cap the step as the particle integrator does
     max_dt = default_dt(model) if max_dt is None else max_dt
     method = {"auto": "auto", "kernel": "direct", "harmonic": "harmonic"}[field]
-    tables = {}
+    tables = {}  # per head: the evaluator for the fixed points (None: attention_field)
+    schedule = Schedule(model)  # the model in force (a Layers switches it, continuum.family)
 
-    def update_velocity(array):
+    def head_velocity(head, pts, w, mass):
+        if id(head) not in tables:  # the points are fixed: tabulate what depends on them once
+            if len(tables) >= 16:
+                tables.clear()
+            tables[id(head)] = fixed_points_field(head, dg.velocity_targets, pts, field)
+        if tables[id(head)] is not None:
+            values = tables[id(head)](w / mass)
+        else:
+            values = attention_field(dg.velocity_targets, pts, w / mass, head, method=method,
+                                     check=False)
+        return values if head.normalized else values * mass
+
+    def update_velocity(array):  # the heads' fields summed (one head for an Attention)
         pts, w = dg.quadrature_measure(array)
         mass = w.sum()
-        if not tables:  # the points are fixed: tabulate what depends on them only once
-            tables["field"] = fixed_points_field(model, dg.velocity_targets, pts, field)
-        if tables["field"] is not None:
-            values = tables["field"](w / mass)
-        else:
-            values = attention_field(dg.velocity_targets, pts, w / mass, model, method=method,
-                                     check=False)
-        if not model.normalized:
-            values = values * mass
+        values = sum_heads(schedule.current, lambda head: head_velocity(head, pts, w, mass))
         dg.set_velocity(values)
         speed["max"] = dg.global_max(np.linalg.norm(values, axis=1))
+        speed["model"] = schedule.current
 
     cells_out = np.empty((times.size, dg.comm.allreduce(dg.n_owned_cells)))
     update_velocity(state)
 
     def propose(array):  # CFL step from the speed of the last stage, capped by max_dt
+        if speed["model"] is not schedule.current:  # a switch: the new model's speed
+            update_velocity(array)
         return min(cfl * dg.h_min / ((2 * degree + 1) * max(speed["max"], 1e-300)),
                    max_dt), None
 
@@ -203,14 +213,15 @@ def solve_fem(model, rho0, T, resolution=3, times=None, degree=1, cfl=0.3, limit
         _, counts = march(state, times, T, propose, step, save,
                           progress=progress if dg.comm.rank == 0 else False,
                           label=f"fem level {resolution}", max_steps=max_steps,
-                          reason=collapse_reason(model, "S2 fem"))
+                          reason=collapse_reason(model, "S2 fem"), switch=schedule.switch)
     points = dg.gather_cells(dg.cell_centroid)
     cells_out = cells_out[: counts["saved"]]
     info = {"method": "fem", "resolution": int(resolution), "degree": degree, "cfl": cfl,
             "limiter": limiter, **counts,
             "field": choose_sphere_path(model, field, len(dg.velocity_targets), len(areas)),
-            "field_evaluator": type(tables["field"]).__name__ if tables["field"] is not None
-            else "attention_field", "h_min": dg.h_min,
+            "field_evaluator": ",".join(dict.fromkeys(
+                "attention_field" if f is None else type(f).__name__ for f in tables.values())),
+            "h_min": dg.h_min,
             "cells": int(len(areas)), "discrete_area": float(areas.sum()),
             "initial_rescaling": 1.0 / total, "mpi_size": dg.comm.size,
             "cluster_fraction": cluster_fraction, "wall_time_s": _time.perf_counter() - wall,
@@ -232,7 +243,11 @@ def choose_sphere_path(model, field: str = "auto", n_targets: int = 0,
     """The nonlocal-field path ("kernel" or "harmonic") ``solve_fem`` takes for ``field`` with
     this many velocity targets (vertices) and sources (quadrature points): "auto" is the choice
     of ``attention_field(method="auto")`` (``harmonic.transform_preferred``; targets whose
-    error bound exceeds ``harmonic.TRUSTED_BOUND`` still get the direct sum)."""
+    error bound exceeds ``harmonic.TRUSTED_BOUND`` still get the direct sum). A MultiHead or
+    Layers: the distinct paths of its heads, comma-joined."""
+    if not isinstance(model, Attention):  # each head (of each layer) its own path
+        return ",".join(dict.fromkeys(choose_sphere_path(head, field, n_targets, n_sources)
+                                      for m in layers_of(model) for _, head in heads_of(m)))
     if field not in ("auto", "kernel", "harmonic"):
         raise ValueError(f"field must be 'auto', 'kernel' or 'harmonic', got {field!r}")
     if field == "harmonic" and expansion_degree(model) > MAX_DEGREE:

@@ -64,6 +64,7 @@ max(rho_j, 0) w_j on those nodes; ``info["coefficients"]`` holds a_lm at the sav
 
 from __future__ import annotations
 
+import functools
 import math
 import time as _time
 
@@ -71,6 +72,8 @@ import numpy as np
 import scipy.special
 
 from ..checks import check_choice, check_integer, check_memory
+from ..family import Schedule, heads_of, layers_of
+from ..model import Attention
 from ..geometry import tangent_project
 from ..initial import check_times, check_total_mass, evaluate_density
 from ..resolution import check_on_unresolved, settle_resolution, spectral_indicator
@@ -151,6 +154,13 @@ class _Grid:
             a.setflags(write=False)
 
 
+@functools.lru_cache(maxsize=4)
+def _padded_grid(ntheta: int) -> _Grid:
+    """The padded grid of ntheta x 2 ntheta nodes (read-only, shared by the discretisations of
+    several heads and layers)."""
+    return _Grid(ntheta, 2 * ntheta)
+
+
 def synthesise(coefficients: np.ndarray, L: int, ntheta: int, nphi: int) -> np.ndarray:
     """Values (ntheta * nphi,) on the GL grid of sum_p r_p phi_p (real coefficients r)."""
     import ducc0
@@ -178,12 +188,22 @@ def spectral_tail(coefficients: np.ndarray, L: int) -> float:
 
 class SphereSpectral:
     """The discretisation of the module docstring for one model and band limit L: the padded
-    grid, the field's path and multipliers, and :meth:`rhs`."""
+    grid, the field's path and multipliers, and :meth:`rhs`. A MultiHead: one discretisation
+    per head (its own path: Funk-Hecke for its zonal heads), the fields summed with the
+    heads' weights; ``kappa`` is the largest beta_h ||Q_h^T K_h||."""
 
     def __init__(self, model, L: int, field: str = "auto"):
         if model.d != 3:
             raise ValueError(f"the spectral S^2 solver needs a d=3 model, got d={model.d}")
         check_choice(field, "field", SPHERE_FIELDS)
+        self.parts = None
+        if not isinstance(model, Attention):  # several heads: sum_h w_h X_h at the nodes
+            self.parts = [(w, SphereSpectral(head, L, field)) for w, head in heads_of(model)]
+            first = self.parts[0][1]
+            self.model, self.L, self.grid, self.degrees = model, L, first.grid, first.degrees
+            self.kappa = max(part.kappa for _, part in self.parts)
+            self.path = ",".join(part.path for _, part in self.parts)
+            return
         self.kappa = float(model.beta * np.linalg.norm(model.A, 2))
         if not model.normalized and self.kappa > MAX_USA_EXPONENT:
             raise ValueError(
@@ -193,7 +213,7 @@ class SphereSpectral:
                 f"use SA (normalized=True) or beta ||Q^T K|| <= {MAX_USA_EXPONENT:.2f}")
         self.model, self.L = model, L
         ntheta = (3 * L) // 2 + 2
-        self.grid = _Grid(ntheta, 2 * ntheta)
+        self.grid = _padded_grid(ntheta)
         self.degrees = _degrees(L)
         zonal = zonal_factor(model.A) if model.beta > 0 else (1.0, np.eye(3))
         if field == "funk-hecke" and zonal is None:
@@ -244,6 +264,8 @@ class SphereSpectral:
 
     def field_at_nodes(self, alm: np.ndarray, rho: np.ndarray) -> np.ndarray:
         """X[rho] (n, 3) at the padded nodes, rho its nodal values there."""
+        if self.parts is not None:
+            return sum(w * part.field_at_nodes(alm, rho) for w, part in self.parts)
         if self.path == "funk-hecke":
             S1, S_y = self._sums(alm)
             mean = S_y / S1[:, None] if self.model.normalized else S_y * self.usa_scale
@@ -318,7 +340,7 @@ def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10,
 
     Parameters
     ----------
-    model : Attention with d = 3
+    model : Attention, MultiHead or Layers with d = 3 (``continuum.family``)
     rho0 : callable (M, 3) -> (M,)
         Initial density w.r.t. the surface measure (integral 1 within 1e-2; its projection on
         degree <= L is rescaled to mass 1, factor in ``info['initial_rescaling']``).
@@ -356,12 +378,18 @@ def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10,
     check_memory(8.0 * (20 * nodes + (L + 1) ** 2 * (times.size + 30)
                         + 2 * (L + 1) ** 2 * times.size), "resolution",
                  f"band limit {L} x {times.size} saved times")
-    disc = SphereSpectral(model, L, field)
+    # the discretisation of the model in force (a Layers switches it: continuum.family);
+    # every layer's is built once first, so that its errors come before any work
+    paths = [SphereSpectral(m, L, field).path for m in layers_of(model)[1:]]
+    schedule = Schedule(model, lambda m: SphereSpectral(m, L, field))
+    disc = schedule.built
+    paths = list(dict.fromkeys([disc.path, *paths]))
     a0, factor = initial_coefficients(rho0, L)
     out_grid = _Grid(L + 1, 2 * L + 2)
     wall = _time.perf_counter()
     info = {"method": "spectral", "resolution": L, "band_limit": L, "rtol": rtol,
-            "atol": atol, "initial_rescaling": factor, "field": disc.path,
+            "atol": atol, "initial_rescaling": factor,
+            "field": paths[0] if len(paths) == 1 else paths,
             "padded_grid": disc.grid.shape}
     t_end = max(T, times[-1])
     # first step: a crossing of the grid spacing pi/L at the initial speed (DOP853's own guess
@@ -374,16 +402,17 @@ def solve_sphere_spectral(model, rho0, T, resolution=32, times=None, rtol=1e-10,
     if not np.isfinite(speed):
         raise ValueError(
             f"beta: the initial field overflows float64 (USA scale e^(beta ||Q^T K||) = "
-            f"e^{disc.kappa:.4g} times ||V|| = {np.linalg.norm(model.V, 2):.3g}); use SA "
+            f"e^{disc.kappa:.4g} (the largest over heads) times ||V||); use SA "
             "(normalized=True), a smaller beta or a smaller V")
     first = min(t_end, math.pi / (L * speed)) if t_end > 0 and speed > 0 else None
     remedy = REMEDY.format(L=L)
     coefficients, tails, run = march_dop853(
-        disc.rhs, a0, times, T, rtol, atol, first, f"spectral S^2 solver (L={L})",
+        lambda a: schedule.built.rhs(a), a0, times, T, rtol, atol, first,
+        f"spectral S^2 solver (L={L})",
         collapse_reason(model, "S2 spectral"), lambda a: spectral_tail(a, L), tail_tol,
         f"band limit L={L}",
         remedy, progress, max_steps, unresolved=lambda a: initial_indicator(a, L, tail_tol),
-        stop_unresolved=on_unresolved == "raise")
+        stop_unresolved=on_unresolved == "raise", switch=schedule.switch)
     info.update(run)
     if "under_resolved_from" in info:
         info["under_resolved_remedy"] = remedy
