@@ -173,9 +173,7 @@ def solve_auto(run, method: str, d: int, tol: float, start: int, max_resolution:
     failure, skipped = "", None
     for resolution in ladder(method, d, start, max_resolution):
         try:
-            with warnings.catch_warnings():  # the ladder's levels, not the answer
-                warnings.simplefilter("ignore", UnderResolvedWarning)
-                sol = run(resolution)
+            sol = run(resolution)
         except UnderResolved as err:  # an initial density this level cannot hold: refine
             if err.solution is not None:
                 raise

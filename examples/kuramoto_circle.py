@@ -27,13 +27,11 @@ data, so the fitted slope of log(err) against log(h), h = 2 pi / n, is about 2.
 """
 
 import time
-import warnings
 
 import numpy as np
 
 from continuum import Attention, solve
 from continuum.circle.exact import kuramoto_order_parameter, wrapped_cauchy_density
-from continuum.resolution import UnderResolvedWarning
 
 R0, PSI, T = 0.2, 0.5, 3.0
 
@@ -42,10 +40,8 @@ def max_error(method, n, **options):
     """max over the saved times of |r_n(t) - r(t)|."""
     model = Attention(beta=0.0, d=2, normalized=True)
     times = np.linspace(0.0, T, 13)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnderResolvedWarning)
-        sol = solve(model, lambda p: wrapped_cauchy_density(p, R0, PSI), T, method=method,
-                    resolution=n, times=times, on_unresolved="warn", **options)
+    sol = solve(model, lambda p: wrapped_cauchy_density(p, R0, PSI), T, method=method,
+                resolution=n, times=times, on_unresolved="warn", **options)
     return float(np.max(np.abs(sol.diagnostics["order_parameter"]
                                - kuramoto_order_parameter(times, R0))))
 

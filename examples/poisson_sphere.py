@@ -23,12 +23,10 @@ because the degree-0 coefficient of the right-hand side is exactly zero.
 """
 
 import time
-import warnings
 
 import numpy as np
 
 from continuum import Attention, solve
-from continuum.resolution import UnderResolvedWarning
 from continuum.sphere.exact import poisson_density, poisson_parameter
 
 V = np.array([[1.0, 0.3, 0.0], [-0.2, 0.6, 0.1], [0.05, 0.0, -0.4]])
@@ -46,11 +44,9 @@ def main(quick: bool = False) -> dict:
     print(f"{'L':>4} {'rel. error':>11} {'mass - 1':>10}")
     rows = []
     for L in band_limits:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnderResolvedWarning)
-            sol = solve(model, lambda p: poisson_density(p, W0), T, method="spectral",
-                        resolution=L, times=[0.0, T], rtol=1e-13, atol=1e-15,
-                        on_unresolved="warn")
+        sol = solve(model, lambda p: poisson_density(p, W0), T, method="spectral",
+                    resolution=L, times=[0.0, T], rtol=1e-13, atol=1e-15,
+                    on_unresolved="warn")
         exact = poisson_density(sol.points, w_T)
         error = float(np.max(np.abs(sol.density(1) - exact)) / exact.max())
         mass = float(sol.diagnostics["mass"][1] - 1)

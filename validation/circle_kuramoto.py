@@ -12,13 +12,10 @@ Runtime: a few seconds.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from continuum import Attention, solve
 from continuum.circle.exact import kuramoto_order_parameter, wrapped_cauchy_density
-from continuum.resolution import UnderResolvedWarning
 from validation.plotting import plt, save
 from validation.record import Record, Timer
 
@@ -41,9 +38,7 @@ def kuramoto_errors(method, resolutions, r0=0.2, psi=0.5, T=3.0, **options):
 def main(out_dir=None, quick=False, r0=0.2, T=3.0,
          spectral_n=(12, 16, 20, 24, 28, 32), fv_n=(32, 64, 128, 256, 512)):
     r_max = float(kuramoto_order_parameter(T, r0))
-    with Timer() as t_spec, warnings.catch_warnings():
-        # the coarsest grids are under-resolved on purpose (that is the convergence study)
-        warnings.simplefilter("ignore", UnderResolvedWarning)
+    with Timer() as t_spec:
         err_spec = kuramoto_errors("spectral", spectral_n, r0=r0, T=T, rtol=1e-13, atol=1e-15)
     sigma = -float(np.polyfit(spectral_n, np.log(err_spec), 1)[0])
     with Timer() as t_fv:

@@ -14,7 +14,6 @@ claim is on the most frequent plateau count over seeds. Runtime: about a minute.
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 
 import numpy as np
@@ -22,7 +21,6 @@ import numpy as np
 from continuum import Attention, solve
 from continuum.circle.clusters import count_clusters_circle
 from continuum.linear import uniform_growth_rate
-from continuum.resolution import UnderResolvedWarning
 from particles import sample, simulate
 from validation.plotting import plt, save
 from validation.record import Record, Timer
@@ -73,10 +71,8 @@ def main(out_dir=None, quick=False, beta=9.0, eps=1e-6, seeds=8, particle_seeds=
     rows, heat = [], None
     with Timer() as timer:
         for seed in range(seeds):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UnderResolvedWarning)  # clusters end up in one cell
-                sol = solve(model, random_perturbation(seed, eps), T, method="fv",
-                            resolution=n, times=times, on_unresolved="warn")
+            sol = solve(model, random_perturbation(seed, eps), T, method="fv",
+                        resolution=n, times=times, on_unresolved="warn")
             counts, formed = cluster_history(sol, len(times))
             rows.append({"solver": "fv", "seed": seed, "plateau_count": plateau_count(counts, formed),
                          "formation_time": None if formed is None else float(times[formed]),

@@ -43,13 +43,11 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 
 import numpy as np
 
 from continuum import Attention, solve
 from continuum.geometry import von_mises_density
-from continuum.resolution import UnderResolvedWarning
 from validation.forgetting_norm_transition import gapped_V
 from validation.plotting import plt, save
 from validation.record import Record, Timer
@@ -87,10 +85,8 @@ def classify(d, g, eps, resolution, T=None, beta=1.0, verbose=False):
     V[1, 1] += eps  # V + Delta, Delta = eps e2 e2^T
     model = Attention(beta=beta, d=d, V=V)
     method = "fv" if d == 2 else "fem"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnderResolvedWarning)  # "cluster collapsed into one cell"
-        sol = solve(model, bump(d), T, method=method, resolution=resolution,
-                    times=[start, T], on_unresolved="warn")
+    sol = solve(model, bump(d), T, method=method, resolution=resolution,
+                times=[start, T], on_unresolved="warn")
     means = []
     for i in range(2):
         mu = sol.measure(i)

@@ -19,11 +19,9 @@ Runtime: about 2 minutes (the compiled FV step).
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 
-from continuum.resolution import UnderResolvedWarning
 from forgetting.config import DEFAULT_STUDY, build_models, initial_density, validate_config
 from forgetting.runs import deviations, run_backend
 from validation.plotting import plt, save
@@ -44,9 +42,7 @@ def main(out_dir=None, quick=False, epsilons=None, T=30.0, n_particles=4000, see
     rows, curves = [], {}
 
     def run(model, backend, **options):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnderResolvedWarning)  # collapsed clusters
-            return run_backend(model, backend, rho0, T, times, on_unresolved="warn", **options)
+        return run_backend(model, backend, rho0, T, times, on_unresolved="warn", **options)
 
     particle_options = {"n": n_particles, "method": "dop853", "rtol": 1e-7, "atol": 1e-10}
     with Timer() as timer:

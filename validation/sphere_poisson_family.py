@@ -15,12 +15,9 @@ Runtime: about 10 s.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from continuum import Attention, solve
-from continuum.resolution import UnderResolvedWarning
 from continuum.sphere.exact import poisson_density, poisson_parameter
 from validation.plotting import plt, save
 from validation.record import Record, Timer
@@ -38,12 +35,9 @@ def poisson_errors(band_limits, normalized=True):
     model = Attention(beta=0.0, d=3, V=V, normalized=normalized)
     errors, mass = [], []
     for L in band_limits:
-        with warnings.catch_warnings():
-            # the coarse band limits are under-resolved on purpose (the convergence study)
-            warnings.simplefilter("ignore", UnderResolvedWarning)
-            sol = solve(model, lambda p: poisson_density(p, W0), T, method="spectral",
-                        resolution=L, times=times, rtol=1e-13, atol=1e-15,
-                        on_unresolved="warn")
+        sol = solve(model, lambda p: poisson_density(p, W0), T, method="spectral",
+                    resolution=L, times=times, rtol=1e-13, atol=1e-15,
+                    on_unresolved="warn")
         err = 0.0
         for i in range(len(times)):
             exact = poisson_density(sol.points, w[i])

@@ -20,12 +20,10 @@ Runtime: about 1 minute (level 5 dominates).
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
 from continuum import Attention, solve
-from continuum.resolution import UnderResolvedWarning
 from continuum.sphere.exact import poisson_density
 from continuum.sphere.harmonic import from_real, real_degrees, to_real
 from validation.plotting import plt, save
@@ -47,10 +45,8 @@ def rho0(p):
 
 
 def spectral(L):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnderResolvedWarning)  # coarse L: under-resolved on purpose
-        return solve(model(), rho0, T, method="spectral", resolution=L, times=[0.0, T],
-                     rtol=1e-13, atol=1e-15, on_unresolved="warn")
+    return solve(model(), rho0, T, method="spectral", resolution=L, times=[0.0, T],
+                 rtol=1e-13, atol=1e-15, on_unresolved="warn")
 
 
 def embed(a, L, L_big):
